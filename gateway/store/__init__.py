@@ -1,0 +1,30 @@
+"""Persistence: tables, engine, migrations."""
+
+from gateway.store.db import make_engine, session_scope
+from gateway.store.models import (
+    ApiToken,
+    Cursor,
+    Flow,
+    Job,
+    Lease,
+    Link,
+    Run,
+    RunEventRow,
+    RunRef,
+    SourceRow,
+)
+
+__all__ = [
+    "ApiToken",
+    "Cursor",
+    "Flow",
+    "Job",
+    "Lease",
+    "Link",
+    "Run",
+    "RunEventRow",
+    "RunRef",
+    "SourceRow",
+    "make_engine",
+    "session_scope",
+]
