@@ -85,8 +85,9 @@ class SourceEntry(BaseModel):
         return v
 
     def source_config(self) -> SourceConfig:
-        return SourceConfig(name=self.name, kind=self.kind, interval_s=self.interval,
-                            options=self.options)
+        return SourceConfig(
+            name=self.name, kind=self.kind, interval_s=self.interval, options=self.options
+        )
 
 
 class Config(BaseModel):
@@ -141,17 +142,21 @@ class Config(BaseModel):
 
 def _resolve_env(node: Any, path: str, env: dict[str, str], secrets: set[str]) -> Any:
     if isinstance(node, dict):
-        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k), env, secrets)
-                for k, v in node.items()}
+        return {
+            k: _resolve_env(v, f"{path}.{k}" if path else str(k), env, secrets)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_resolve_env(v, f"{path}[{i}]", env, secrets) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
+
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
             if name not in env:
                 raise ConfigError(f"{path}: environment variable {name} is not set")
             secrets.add(env[name])
             return env[name]
+
         return _ENV_REF.sub(sub, node)
     return node
 
@@ -163,8 +168,9 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def parse_config(data: Any, *, origin: str = "<config>",
-                 env: dict[str, str] | None = None) -> Config:
+def parse_config(
+    data: Any, *, origin: str = "<config>", env: dict[str, str] | None = None
+) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -35,7 +35,7 @@ MAX_REFS = 64
 ENTRY_POINT_GROUP = "switchyard.adapters"
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """The one state vocabulary for every system.
 
     Native states map onto it through `mappings/states.yaml`. `missed` is
@@ -68,7 +68,7 @@ TERMINAL_STATES = frozenset(
 )
 
 
-class RunKind(str, enum.Enum):
+class RunKind(enum.StrEnum):
     """Where a span sits in its tree: a source run, a task in it, or one try."""
 
     run = "run"
@@ -76,7 +76,7 @@ class RunKind(str, enum.Enum):
     attempt = "attempt"
 
 
-class LinkStrength(str, enum.Enum):
+class LinkStrength(enum.StrEnum):
     exact = "exact"  # equal refs in two runs
     declared = "declared"  # an edge in mappings/flows/*.yaml matched by time
     suggested = "suggested"  # name and time proximity; shown, never merged
@@ -194,9 +194,14 @@ class RunEvent(BaseModel):
     def _consistent(self) -> RunEvent:
         if self.parent_key is not None and self.parent_key == self.key:
             raise ValueError("parent_key must differ from key")
-        if self.kind is RunKind.run and self.parent_key is None and self.root_key not in (
-            None,
-            self.key,
+        if (
+            self.kind is RunKind.run
+            and self.parent_key is None
+            and self.root_key
+            not in (
+                None,
+                self.key,
+            )
         ):
             raise ValueError("a root run's root_key must be its own key")
         return self
@@ -349,6 +354,18 @@ class PushAdapter(Protocol):
     def routes(self, sink: EventSink) -> APIRouter: ...
 
 
+class WebhookAdapter(Protocol):
+    """An adapter that understands signed webhooks the gateway has verified.
+
+    The gateway owns `POST /api/v1/sources/{name}/webhook`: it caps the body,
+    checks the HMAC signature and the replay window, then hands the parsed JSON
+    here. This must be pure (no I/O) and raise `ValueError` naming what is
+    wrong with a payload it cannot read; the gateway answers 422 with it.
+    """
+
+    def webhook_events(self, payload: Any) -> list[RunEvent]: ...
+
+
 class ControlAdapter(Protocol):
     """An adapter that can pause and resume a job's legacy schedule (cutover)."""
 
@@ -384,10 +401,11 @@ def load_adapter_factory(kind: str) -> AdapterFactory:
     if kind not in eps:
         raise UnknownAdapterKind(kind, list(eps))
     try:
-        factory = eps[kind].load()
+        factory: AdapterFactory = eps[kind].load()
     except (ImportError, AttributeError) as exc:
-        raise UnknownAdapterKind(kind, list(eps), f"{eps[kind].value} failed to load: {exc}") from exc
-    return factory  # type: ignore[no-any-return]  # entry points are untyped
+        detail = f"{eps[kind].value} failed to load: {exc}"
+        raise UnknownAdapterKind(kind, list(eps), detail) from exc
+    return factory
 
 
 def create_adapter(config: SourceConfig) -> Adapter:
@@ -438,6 +456,7 @@ __all__ = [
     "State",
     "TaskSpec",
     "UnknownAdapterKind",
+    "WebhookAdapter",
     "adapter_kinds",
     "create_adapter",
     "job_id_for",
@@ -447,4 +466,3 @@ __all__ = [
     "stable_id",
     "trace_id_for",
 ]
-

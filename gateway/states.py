@@ -57,7 +57,8 @@ class StateMap:
         try:
             root = yaml.compose(text)
         except yaml.YAMLError as exc:
-            line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
             raise StateMapError(path, line, f"not valid YAML: {exc}") from exc
         if root is None:
             raise StateMapError(path, None, "empty state map")
@@ -75,7 +76,7 @@ class StateMap:
                 native = str(native_node.value)
                 value = state_node.value if isinstance(state_node, yaml.ScalarNode) else None
                 try:
-                    entries[native] = State(value)
+                    entries[native] = State(str(value))
                 except ValueError:
                     raise StateMapError(
                         path,

@@ -12,6 +12,7 @@ from gateway.store.models import (
     RunEventRow,
     RunRef,
     SourceRow,
+    WebhookDelivery,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "RunEventRow",
     "RunRef",
     "SourceRow",
+    "WebhookDelivery",
     "make_engine",
     "session_scope",
 ]

@@ -150,9 +150,7 @@ class Job(SQLModel, table=True):
     owner: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
     labels: dict[str, Any] = _json()
     spec: dict[str, Any] = _json()
-    migration_state: str = Field(
-        default="observed", sa_column=Column(String(32), nullable=False)
-    )
+    migration_state: str = Field(default="observed", sa_column=Column(String(32), nullable=False))
     discovered_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
 
@@ -222,3 +220,13 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime | None = _ts()
     last_used_at: datetime | None = _ts()
     revoked_at: datetime | None = _ts()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """A signed webhook already accepted; a second delivery of it is a replay."""
+
+    __tablename__ = "webhook_delivery"
+
+    digest: str = Field(sa_column=Column(String(64), primary_key=True))
+    source: str = Field(sa_column=Column(String(128), nullable=False))
+    received_at: datetime | None = _ts(index=True)

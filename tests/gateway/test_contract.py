@@ -25,8 +25,13 @@ def test_naive_timestamp_is_rejected_naming_the_field() -> None:
 
 def test_oversized_attributes_are_rejected_naming_the_field() -> None:
     with pytest.raises(ValidationError) as exc:
-        RunEvent(source="s", key="k", state="running", observed_at=NOW,
-                 attributes={"blob": "x" * 200_000})
+        RunEvent(
+            source="s",
+            key="k",
+            state="running",
+            observed_at=NOW,
+            attributes={"blob": "x" * 200_000},
+        )
     assert exc.value.errors()[0]["loc"] == ("attributes",)
 
 
@@ -44,8 +49,15 @@ def test_ids_are_deterministic_and_distinct_per_source() -> None:
 
 
 def test_trace_root_of_an_attempt_is_its_root_key() -> None:
-    ev = RunEvent(source="s", kind="attempt", key="d/r/t/1", parent_key="d/r/t", root_key="d/r",
-                  state=State.failed, observed_at=NOW)
+    ev = RunEvent(
+        source="s",
+        kind="attempt",
+        key="d/r/t/1",
+        parent_key="d/r/t",
+        root_key="d/r",
+        state=State.failed,
+        observed_at=NOW,
+    )
     assert ev.trace_root == "d/r"
 
 
@@ -53,8 +65,13 @@ def test_traceparent_ref_is_parsed_and_invalid_ones_ignored() -> None:
     tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert parse_traceparent(tp) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
     assert parse_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
-    ev = RunEvent(source="s", key="k", state="running", observed_at=NOW,
-                  refs=[{"namespace": "w3c.traceparent", "value": tp}])
+    ev = RunEvent(
+        source="s",
+        key="k",
+        state="running",
+        observed_at=NOW,
+        refs=[{"namespace": "w3c.traceparent", "value": tp}],
+    )
     assert ev.traceparent == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
 
 

@@ -8,9 +8,16 @@ from gateway.states import StateMap, StateMapError, default_state_map
 
 def test_default_map_loads_and_covers_every_system() -> None:
     m = default_state_map()
-    for system in ["airflow.dag_run", "airflow.task_instance", "kubernetes.job_condition",
-                   "kubernetes.pod_phase", "lambda.invocation", "cron.ping",
-                   "kestra.execution", "openlineage.event_type"]:
+    for system in [
+        "airflow.dag_run",
+        "airflow.task_instance",
+        "kubernetes.job_condition",
+        "kubernetes.pod_phase",
+        "lambda.invocation",
+        "cron.ping",
+        "kestra.execution",
+        "openlineage.event_type",
+    ]:
         assert system in m.systems
     assert m.map("airflow.task_instance", "upstream_failed") is State.skipped
     assert m.map("airflow.task_instance", None) is State.scheduled
