@@ -1,0 +1,130 @@
+"""Exact links: two runs that carry an equal ref are linked, whichever came first.
+
+When a batch gives runs refs they did not have, `write_refs_and_links` looks up
+who else holds each (namespace, value) through the `run_ref` primary key (an
+index lookup per ref, never a scan of history), inserts the new refs, and
+writes one `link` row per pair of distinct runs sharing a ref: strength
+`exact`, relation `ref:<namespace>`, evidence naming the ref and both sources.
+The pair is ordered by run id, so the link is the same row whichever run
+arrived first, and the unique constraint plus INSERT … ON CONFLICT DO NOTHING
+keep it single on SQLite and PostgreSQL.
+
+A ref shared by very many runs (a W3C trace id on every span of a big DAG) is
+linked to at most `MAX_LINKS_PER_REF` earlier holders, so one hot value cannot
+turn a batch quadratic; the refs themselves are all kept and stay queryable.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from gateway.contract import LinkStrength
+
+MAX_LINKS_PER_REF = 50
+RELATION_CHARS = 64  # link.relation is VARCHAR(64)
+IN_CHUNK = 500  # keeps every IN list far below SQLite's bound-variable limit
+
+
+def table(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
+
+
+def dialect_insert(conn: Connection, target: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(target)
+    return sqlite.insert(target)
+
+
+def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def relation_for(namespace: str) -> str:
+    return f"ref:{namespace}"[:RELATION_CHARS]
+
+
+RefKey = tuple[str, str]
+
+
+def write_refs_and_links(
+    conn: Connection,
+    refs: Mapping[RefKey, Mapping[str, str]],
+    *,
+    now: datetime,
+) -> tuple[int, int]:
+    """Store refs {(namespace, value): {run_id: source}}; link equal ones.
+
+    Returns (refs inserted, links created).
+    """
+    if not refs:
+        return 0, 0
+    run_ref, run = table("run_ref"), table("run")
+    holders: dict[RefKey, dict[str, str]] = defaultdict(dict)
+    keys = list(refs)
+    for part in chunks(keys):
+        query = (
+            sa.select(run_ref.c.namespace, run_ref.c.value, run_ref.c.run_id, run.c.source)
+            .select_from(run_ref.outerjoin(run, run.c.id == run_ref.c.run_id))
+            .where(sa.tuple_(run_ref.c.namespace, run_ref.c.value).in_(part))
+        )
+        for namespace, value, run_id, source in conn.execute(query):
+            holders[(namespace, value)][run_id] = source or ""
+
+    new_refs: list[dict[str, str]] = []
+    links: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for (namespace, value), runs in refs.items():
+        known = holders.get((namespace, value), {})
+        arriving = sorted(run_id for run_id in runs if run_id not in known)
+        if not arriving:
+            continue
+        earlier = dict(sorted(known.items())[:MAX_LINKS_PER_REF])
+        relation = relation_for(namespace)
+        for run_id in arriving:
+            new_refs.append({"namespace": namespace, "value": value, "run_id": run_id})
+            source = runs[run_id]
+            for other_id, other_source in earlier.items():
+                first, second = sorted(((run_id, source), (other_id, other_source)))
+                links[(first[0], second[0], relation)] = {
+                    "from_run_id": first[0],
+                    "to_run_id": second[0],
+                    "strength": LinkStrength.exact.value,
+                    "relation": relation,
+                    "confidence": 1.0,
+                    "evidence": {
+                        "ref": {"namespace": namespace, "value": value},
+                        "from_source": first[1],
+                        "to_source": second[1],
+                    },
+                    "created_at": now,
+                }
+            if len(earlier) < MAX_LINKS_PER_REF:
+                earlier[run_id] = source
+
+    if new_refs:
+        conn.execute(dialect_insert(conn, run_ref).on_conflict_do_nothing(), new_refs)
+    created = 0
+    if links:
+        link = table("link")
+        stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
+        created = len(conn.execute(stmt, list(links.values())).all())
+    return len(new_refs), created
+
+
+__all__ = [
+    "MAX_LINKS_PER_REF",
+    "chunks",
+    "dialect_insert",
+    "relation_for",
+    "table",
+    "write_refs_and_links",
+]
