@@ -1,0 +1,142 @@
+"""Group commit: many concurrent pushes, one writer, one transaction per group.
+
+`GroupCommitSink(engine)` implements `contract.EventSink`. `submit` blocks
+until the caller's events are committed (or raises why not). Push routes run
+on many threads at once; each submit joins a queue, and one writer thread takes
+everything waiting, applies it through `gateway.ingest.ingest_events` (one call
+per source, so a thousand single-event pings become one bulk merge) and
+commits once. The commit, not the request count, is what a database pays for,
+so throughput grows with load instead of collapsing under it.
+
+Errors stay with their submitter: a refused submit (wrong source) is raised in
+the caller before it joins the queue, and if a group's transaction fails, each
+of its submits is retried alone so that only the bad one sees the error.
+`close()` stops new submits, drains what is queued and joins the writer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from gateway.contract import JobSpec, RunEvent
+from gateway.ingest import check_batch, ingest_events
+
+MAX_GROUP_EVENTS = 5000
+
+
+class SinkClosed(RuntimeError):
+    """The sink is closed; nothing of this submit was written."""
+
+
+@dataclass(slots=True)
+class _Submit:
+    source: str
+    events: Sequence[RunEvent]
+    jobs: Sequence[JobSpec]
+    done: Future[None] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class GroupCommitSink:
+    """Batches concurrent submitters into one transaction; returns once committed."""
+
+    def __init__(self, engine: Engine, *, max_group_events: int = MAX_GROUP_EVENTS) -> None:
+        self._engine = engine
+        self._max_group_events = max_group_events
+        self._queue: queue.SimpleQueue[_Submit | object] = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.groups_committed = 0
+        self._writer = threading.Thread(target=self._run, name="switchyard-sink", daemon=True)
+        self._writer.start()
+
+    def submit(
+        self,
+        source: str,
+        events: Sequence[RunEvent],
+        *,
+        jobs: Sequence[JobSpec] = (),
+    ) -> None:
+        """Write `events` (and `jobs`) of `source`; return when they are committed."""
+        check_batch(source, events, jobs)
+        item = _Submit(source, list(events), list(jobs))
+        with self._close_lock:
+            if self._closed:
+                raise SinkClosed(f"{source}: the event sink is closed")
+            self._queue.put(item)
+        item.done.result()
+
+    def close(self) -> None:
+        """Refuse new submits, commit everything already queued, stop the writer."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._writer.join()
+
+    def __enter__(self) -> GroupCommitSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if not isinstance(first, _Submit):
+                return  # _STOP
+            group = [first]
+            size = len(group[0].events)
+            while size < self._max_group_events:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True  # finish this group, then stop: close() drains
+                    break
+                assert isinstance(more, _Submit)
+                group.append(more)
+                size += len(more.events)
+            self._commit(group)
+
+    def _commit(self, group: list[_Submit]) -> None:
+        try:
+            self._write(group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].done.set_exception(exc)
+                return
+            # One bad submit must not fail the others: retry each on its own.
+            for item in group:
+                self._commit([item])
+            return
+        for item in group:
+            item.done.set_result(None)
+
+    def _write(self, group: list[_Submit]) -> None:
+        by_source: dict[str, tuple[list[RunEvent], list[JobSpec]]] = defaultdict(lambda: ([], []))
+        for item in group:
+            events, jobs = by_source[item.source]
+            events.extend(item.events)
+            jobs.extend(item.jobs)
+        with self._engine.begin() as conn:
+            # Sources in a fixed order, so two sinks never lock them crosswise.
+            for source in sorted(by_source):
+                events, jobs = by_source[source]
+                ingest_events(conn, source, events, jobs=jobs)
+        self.groups_committed += 1
+
+
+__all__ = ["MAX_GROUP_EVENTS", "GroupCommitSink", "SinkClosed"]
