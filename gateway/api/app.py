@@ -1,0 +1,136 @@
+"""The app factory: `create_app(config, engine, run_pollers=...)`.
+
+Builds one FastAPI app for one configured gateway: the REST API under
+`/api/v1` (OpenAPI at `/api/v1/openapi.json`), `/healthz`, `/readyz`,
+`/metrics`, the push routes of every configured adapter that has them, and —
+with `run_pollers=True` — the runtime that polls the sources, started and
+stopped with the app. Every error is `application/problem+json`; bodies are
+capped at `config.max_body_bytes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.engine import Engine
+
+from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
+from gateway.api.problems import install_problem_handlers
+from gateway.api.routes import events, health, jobs, runs, sources, traces, webhooks
+from gateway.config import Config
+from gateway.contract import create_adapter
+from gateway.store.db import make_engine
+
+log = logging.getLogger("gateway.api")
+
+API_PREFIX = "/api/v1"
+
+
+class SourceSetupError(RuntimeError):
+    """A configured source's adapter could not be created; names the source."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"source {source!r}: {message}")
+        self.source = source
+
+
+def build_adapters(config: Config, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An adapter per enabled source; `given` supplies ready ones by name (tests, demo)."""
+    out: dict[str, Any] = {}
+    for entry in config.sources:
+        if not entry.enabled:
+            continue
+        if given and entry.name in given:
+            out[entry.name] = given[entry.name]
+            continue
+        try:
+            out[entry.name] = create_adapter(entry.source_config())
+        except (LookupError, ValueError, TypeError) as exc:
+            raise SourceSetupError(entry.name, str(config.redact(str(exc)))) from exc
+    return out
+
+
+def create_app(
+    config: Config,
+    engine: Engine | None = None,
+    *,
+    run_pollers: bool = False,
+    adapters: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app. `adapters` overrides the registry for named sources."""
+    engine = engine if engine is not None else make_engine(config.database_url)
+    built = build_adapters(config, adapters)
+    metrics = ApiMetrics()
+    metrics.registry.register(SourceStatusCollector(config, engine))
+
+    pushing = {name: a for name, a in built.items() if callable(getattr(a, "routes", None))}
+    sink: Any = None
+    if pushing:
+        # Imported here: only a gateway with push routes needs the group-commit writer.
+        from gateway.sink import GroupCommitSink
+
+        sink = GroupCommitSink(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime: Any = None
+        if run_pollers:
+            # Imported here: a read-only API process never loads the pollers.
+            from gateway.runtime import Runtime
+
+            runtime = Runtime(config, engine)
+            runtime.start()
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                runtime.stop()
+            if sink is not None:
+                sink.close()
+            for adapter in built.values():
+                if callable(getattr(adapter, "close", None)):
+                    try:
+                        adapter.close()
+                    except Exception:  # one adapter's close must not stop the others'
+                        log.warning("closing adapter %s failed", adapter, exc_info=True)
+
+    app = FastAPI(
+        title="Switchyard",
+        summary="One view over Airflow, Kubernetes, Lambda, cron and Kestra runs.",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.adapters = built
+    app.state.sink = sink
+
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (runs, traces, jobs, sources, events, webhooks):
+        api.include_router(module.router)
+    app.include_router(api)
+    for name, adapter in pushing.items():
+        try:
+            app.include_router(adapter.routes(sink))
+        except Exception as exc:
+            raise SourceSetupError(name, f"its push routes failed to mount: {exc}") from exc
+
+    # Added last = outermost: the cap applies before anything reads a body,
+    # and metrics see every response, 413s included.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app
+
+
+__all__ = ["API_PREFIX", "SourceSetupError", "build_adapters", "create_app"]

@@ -1,0 +1,167 @@
+"""Every error the API returns is `application/problem+json` (RFC 9457).
+
+A problem has `type`, `title`, `status` and `detail`; validation problems add
+`errors: [{field, message}]` with the field as a path (`events[3].observed_at`).
+Handlers here cover request validation, HTTP errors (404, 405, 401 with its
+`WWW-Authenticate` header…), bodies over the cap and anything unexpected; an
+unexpected exception is logged with its traceback and answered with a generic
+500, so internals never reach a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("gateway.api")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:switchyard:problem:"
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The body of every error response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem (a typed, user-facing error)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """`("body", "events", 3, "observed_at")` → `events[3].observed_at`.
+
+    The leading `body`/`query`/`path`/`header` says where FastAPI looked; for a
+    body it is noise, for the others the parameter name alone is clearer.
+    """
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(body)"
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    slug: str | None = None,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body = Problem(
+        type=TYPE_PREFIX + slug if slug else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        errors=list(errors) if errors is not None else None,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
+    out = []
+    for e in errors:
+        msg = str(e.get("msg", "invalid"))
+        # pydantic prefixes messages of ValueErrors raised in validators.
+        msg = msg.removeprefix("Value error, ")
+        out.append(FieldError(field=field_path(e.get("loc", ())), message=msg))
+    return out
+
+
+async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    first = errors[0] if errors else None
+    detail = f"{first.field}: {first.message}" if first else "the request is invalid"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    return problem_response(422, detail, slug="validation", errors=errors)
+
+
+async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+    if detail == HTTPStatus(exc.status_code).phrase:
+        detail = None
+    slug = "too-large" if exc.status_code == 413 else None
+    return problem_response(exc.status_code, detail, slug=slug, headers=exc.headers)
+
+
+async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "an internal error occurred; it has been logged", slug="internal")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+__all__ = [
+    "PROBLEM_JSON",
+    "FieldError",
+    "Problem",
+    "ProblemError",
+    "field_path",
+    "install_problem_handlers",
+    "problem_response",
+    "validation_errors",
+]

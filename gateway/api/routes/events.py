@@ -1,0 +1,88 @@
+"""`POST /api/v1/events`: scripts and agents push events (and jobs) directly.
+
+The whole batch is validated before anything is written; one invalid event
+is a 422 naming its field (`events[3].observed_at`) and nothing from the
+batch is stored. A valid batch is applied by `gateway.ingest.apply_batch` in
+one transaction. Needs the operator role.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+
+from gateway.api.deps import EngineDep, MetricsDep, OperatorDep
+from gateway.api.problems import FieldError, ProblemError, validation_errors
+from gateway.api.schemas import EventBatchIn, IngestReportPublic
+from gateway.contract import JobSpec, RunEvent
+from gateway.ingest import apply_batch
+
+router = APIRouter(tags=["events"])
+
+
+def _with_source(
+    batch: EventBatchIn,
+) -> tuple[list[RunEvent], list[JobSpec], list[FieldError]]:
+    """The batch's events and jobs, each carrying the batch's source."""
+    events: list[RunEvent] = []
+    jobs: list[JobSpec] = []
+    errors: list[FieldError] = []
+    items: list[tuple[str, int, type[RunEvent] | type[JobSpec], dict[str, object]]] = [
+        ("events", i, RunEvent, e.model_dump(exclude_unset=True))
+        for i, e in enumerate(batch.events)
+    ] + [("jobs", i, JobSpec, j.model_dump(exclude_unset=True)) for i, j in enumerate(batch.jobs)]
+    for name, i, model, data in items:
+        given = data.get("source")
+        if given is not None and given != batch.source:
+            errors.append(
+                FieldError(
+                    field=f"{name}[{i}].source",
+                    message=f"{given!r} differs from the batch's source {batch.source!r}",
+                )
+            )
+            continue
+        try:
+            obj = model.model_validate({**data, "source": batch.source})
+        except ValidationError as exc:  # the batch's source may break a limit an item did not
+            errors.extend(
+                FieldError(field=f"{name}[{i}].{e.field}", message=e.message)
+                for e in validation_errors(exc.errors())
+            )
+            continue
+        if isinstance(obj, RunEvent):
+            events.append(obj)
+        else:
+            jobs.append(obj)
+    return events, jobs, errors
+
+
+@router.post(
+    "/events",
+    response_model=IngestReportPublic,
+    responses={422: {"description": "an event or job is invalid; nothing was written"}},
+)
+def post_events(
+    batch: EventBatchIn, engine: EngineDep, metrics: MetricsDep, _caller: OperatorDep
+) -> IngestReportPublic:
+    events, jobs, errors = _with_source(batch)
+    if errors:
+        raise ProblemError(
+            422,
+            f"{errors[0].field}: {errors[0].message}",
+            slug="validation",
+            errors=errors,
+        )
+    report = apply_batch(engine, batch.source, events, jobs=jobs or None)
+    metrics.count_ingest(
+        batch.source, "events", applied=report.applied, duplicates=report.duplicates
+    )
+    return IngestReportPublic(
+        source=batch.source,
+        events=report.events,
+        applied=report.applied,
+        duplicates=report.duplicates,
+        runs_created=report.runs_created,
+        runs_updated=report.runs_updated,
+        links_created=report.links_created,
+        run_ids=list(report.run_ids),
+    )

@@ -1,0 +1,183 @@
+"""API tokens and roles.
+
+A token is 32 random bytes, URL-safe, prefixed `swy_` so it is recognisable in
+a leaked log. Only its SHA-256 is stored (`api_token.token_hash`), with the
+first characters kept as `prefix` for display; the plain token exists once, in
+the return value of `create_token`. Roles are ordered: viewer < operator <
+admin, and a role allows everything a lower one does.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select, update
+
+from gateway.store.db import session_scope
+from gateway.store.models import ApiToken
+
+TOKEN_PREFIX = "swy_"
+DISPLAY_PREFIX_CHARS = 12
+# Writing last_used_at on every request would turn every read into a write;
+# once a minute is enough to tell a live token from a forgotten one.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Role(enum.StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def allows(self, required: Role) -> bool:
+        return self.rank >= required.rank
+
+
+_RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
+
+
+class TokenError(ValueError):
+    """A token operation was asked for something that does not exist or is invalid."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's row id, its name and its role."""
+
+    token_id: int
+    name: str
+    role: Role
+
+    def allows(self, required: Role) -> bool:
+        return self.role.allows(required)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed: never the token itself, only its display prefix."""
+
+    id: int
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_role(value: str | Role) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise TokenError(
+            f"unknown role {value!r}; one of: {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def create_token(engine: Engine, *, role: str | Role = Role.viewer, name: str | None = None) -> str:
+    """Store a new token (hashed) and return the plain token; it is not kept anywhere."""
+    role = parse_role(role)
+    name = (name or f"{role.value}-token").strip()
+    if not name or len(name) > 128:
+        raise TokenError("token name must be 1 to 128 characters")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with session_scope(engine) as session:
+        session.add(
+            ApiToken(
+                name=name,
+                role=role.value,
+                token_hash=hash_token(token),
+                prefix=token[:DISPLAY_PREFIX_CHARS],
+                created_at=datetime.now(UTC),
+            )
+        )
+    return token
+
+
+def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[TokenInfo]:
+    with Session(engine) as session:
+        stmt = select(ApiToken).order_by(ApiToken.id)  # type: ignore[arg-type]  # SQLModel column typing
+        if not include_revoked:
+            stmt = stmt.where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
+        return [
+            TokenInfo(
+                id=row.id or 0,
+                name=row.name,
+                role=Role(row.role),
+                prefix=row.prefix,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                revoked_at=row.revoked_at,
+            )
+            for row in session.exec(stmt)
+        ]
+
+
+def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
+    """Revoke a token by its id; revoking twice is harmless. Unknown ids raise TokenError."""
+    with session_scope(engine) as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise TokenError(f"no token with id {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            session.add(row)
+        session.flush()
+        return TokenInfo(
+            id=row.id or 0,
+            name=row.name,
+            role=Role(row.role),
+            prefix=row.prefix,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+def authenticate(engine: Engine, token: str) -> Principal | None:
+    """The principal for a presented token, or None if it is unknown or revoked."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 256:
+        return None
+    digest = hash_token(token)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
+        if row is None or row.revoked_at is not None or row.id is None:
+            return None
+        principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        stale = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
+        session.rollback()
+    if stale:
+        with session_scope(engine) as session:
+            session.exec(
+                update(ApiToken)
+                .where(ApiToken.id == principal.token_id)  # type: ignore[arg-type]  # SQLModel column
+                .values(last_used_at=now)
+            )
+    return principal
+
+
+__all__ = [
+    "Principal",
+    "Role",
+    "TokenError",
+    "TokenInfo",
+    "authenticate",
+    "create_token",
+    "hash_token",
+    "list_tokens",
+    "parse_role",
+    "revoke_token",
+]

@@ -1,0 +1,427 @@
+"""Read-side queries for the API and the dashboard.
+
+Every list is keyset-paginated: a page ends with an opaque cursor naming the
+last row's sort key, and the next page starts strictly after it, so rows
+inserted while a reader pages never duplicate or shift what it has yet to
+see. Runs sort newest first by `coalesce(started_at, observed_at)` then id;
+jobs by source then key. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, or_
+from sqlmodel import Session, col, select
+
+from gateway.config import Config
+from gateway.store.models import Cursor, Job, Lease, Link, Run, RunEventRow, RunRef, SourceRow
+
+T = TypeVar("T")
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+# A trace view follows links into other traces; these bound how far, so one
+# densely linked estate cannot turn a request into a full-table walk.
+MAX_LINKED_TRACES = 20
+MAX_TRACE_SPANS = 5000
+MAX_HISTORY_EVENTS = 1000
+_IN_CHUNK = 500
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this server did not produce (or that is corrupted)."""
+
+
+def _encode_cursor(parts: Sequence[Any]) -> str:
+    raw = json.dumps(list(parts), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidCursor("cursor is not one this server issued") from None
+    if not isinstance(parts, list) or len(parts) != arity:
+        raise InvalidCursor("cursor is not one this server issued")
+    return parts
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def run_sort_key() -> ColumnElement[datetime]:
+    """The time a run is listed and filtered by: when it started, else when last seen."""
+    return func.coalesce(col(Run.started_at), col(Run.observed_at))
+
+
+def list_runs(
+    session: Session,
+    *,
+    source: str | None = None,
+    job: str | None = None,
+    state: Sequence[str] = (),
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = None,
+    trace_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[Run]:
+    """Runs newest first, filtered; `since` inclusive, `until` exclusive."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    sort = run_sort_key()
+    stmt = select(Run)
+    if source:
+        stmt = stmt.where(Run.source == source)
+    if job:
+        stmt = stmt.where(Run.job == job)
+    if state:
+        stmt = stmt.where(col(Run.state).in_(list(state)))
+    if kind:
+        stmt = stmt.where(Run.kind == kind)
+    if trace_id:
+        stmt = stmt.where(Run.trace_id == trace_id)
+    if since is not None:
+        stmt = stmt.where(sort >= since)
+    if until is not None:
+        stmt = stmt.where(sort < until)
+    if q:
+        pattern = _like(q)
+        stmt = stmt.where(
+            or_(
+                *(
+                    func.lower(c).like(pattern, escape="\\")
+                    for c in (col(Run.key), col(Run.name), col(Run.job), col(Run.error_message))
+                )
+            )
+        )
+    if cursor:
+        ts_text, last_id = _decode_cursor(cursor, 2)
+        try:
+            last_ts = datetime.fromisoformat(ts_text)
+        except (TypeError, ValueError):
+            raise InvalidCursor("cursor is not one this server issued") from None
+        stmt = stmt.where(or_(sort < last_ts, and_(sort == last_ts, col(Run.id) < str(last_id))))
+    stmt = stmt.order_by(sort.desc(), col(Run.id).desc()).limit(limit + 1)
+    rows = list(session.exec(stmt))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        last_key = last.started_at or last.observed_at
+        if last_key is not None:
+            next_cursor = _encode_cursor([last_key.astimezone(UTC).isoformat(), last.id])
+    return Page(rows, next_cursor)
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """A link seen from one run: the link row and the run at its other end (if stored)."""
+
+    link: Link
+    other: Run | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: Run
+    history: list[RunEventRow]
+    refs: list[RunRef]
+    links_out: list[LinkView]
+    links_in: list[LinkView]
+    children: list[Run]
+
+
+def _runs_by_id(session: Session, ids: Iterable[str]) -> dict[str, Run]:
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, Run] = {}
+    for i in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[i : i + _IN_CHUNK]
+        for run in session.exec(select(Run).where(col(Run.id).in_(chunk))):
+            found[run.id] = run
+    return found
+
+
+def get_run(session: Session, run_id: str) -> RunDetail | None:
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    history = list(
+        session.exec(
+            select(RunEventRow)
+            .where(RunEventRow.run_id == run_id)
+            .order_by(col(RunEventRow.seq))
+            .limit(MAX_HISTORY_EVENTS)
+        )
+    )
+    refs = list(
+        session.exec(
+            select(RunRef)
+            .where(RunRef.run_id == run_id)
+            .order_by(col(RunRef.namespace), col(RunRef.value))
+        )
+    )
+    out_links = list(
+        session.exec(select(Link).where(Link.from_run_id == run_id).order_by(col(Link.id)))
+    )
+    in_links = list(
+        session.exec(select(Link).where(Link.to_run_id == run_id).order_by(col(Link.id)))
+    )
+    others = _runs_by_id(
+        session, [lk.to_run_id for lk in out_links] + [lk.from_run_id for lk in in_links]
+    )
+    children = list(
+        session.exec(
+            select(Run)
+            .where(Run.parent_id == run_id)
+            .order_by(run_sort_key(), col(Run.id))
+            .limit(MAX_LIMIT)
+        )
+    )
+    return RunDetail(
+        run=run,
+        history=history,
+        refs=refs,
+        links_out=[LinkView(lk, others.get(lk.to_run_id)) for lk in out_links],
+        links_in=[LinkView(lk, others.get(lk.from_run_id)) for lk in in_links],
+        children=children,
+    )
+
+
+@dataclass
+class TraceView:
+    """Every span of a trace, plus the runs linked to them and those runs' traces.
+
+    `traces` lists the trace ids included, the asked-for one first. `truncated`
+    says a bound (`MAX_LINKED_TRACES`, `MAX_TRACE_SPANS`) stopped the walk.
+    """
+
+    trace_id: str
+    spans: list[Run] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+
+def get_trace(
+    session: Session,
+    trace_id: str,
+    *,
+    max_traces: int = MAX_LINKED_TRACES,
+    max_spans: int = MAX_TRACE_SPANS,
+) -> TraceView | None:
+    view = TraceView(trace_id=trace_id)
+    spans: dict[str, Run] = {}
+    links: dict[int, Link] = {}
+    pending = [trace_id]
+    seen_traces: set[str] = set()
+    while pending:
+        current = pending.pop(0)
+        if current in seen_traces:
+            continue
+        if len(seen_traces) >= max_traces:
+            view.truncated = True
+            break
+        seen_traces.add(current)
+        view.traces.append(current)
+        budget = max_spans - len(spans)
+        tree = list(
+            session.exec(
+                select(Run)
+                .where(Run.trace_id == current)
+                .order_by(run_sort_key(), col(Run.id))
+                .limit(budget + 1)
+            )
+        )
+        if len(tree) > budget:
+            tree = tree[:budget]
+            view.truncated = True
+        new_ids = [r.id for r in tree if r.id not in spans]
+        for r in tree:
+            spans[r.id] = r
+        linked_ids: set[str] = set()
+        for i in range(0, len(new_ids), _IN_CHUNK):
+            chunk = new_ids[i : i + _IN_CHUNK]
+            for lk in session.exec(
+                select(Link).where(
+                    or_(col(Link.from_run_id).in_(chunk), col(Link.to_run_id).in_(chunk))
+                )
+            ):
+                if lk.id is not None:
+                    links[lk.id] = lk
+                linked_ids.update((lk.from_run_id, lk.to_run_id))
+        for other in _runs_by_id(session, linked_ids - spans.keys()).values():
+            if other.trace_id not in seen_traces:
+                pending.append(other.trace_id)
+        if view.truncated:
+            break
+    if not spans:
+        return None
+    view.spans = list(spans.values())
+    # A link whose other end fell outside the bounds is still shown: its
+    # evidence explains why the walk would have gone there.
+    view.links = sorted(links.values(), key=lambda lk: lk.id or 0)
+    return view
+
+
+def list_jobs(
+    session: Session,
+    *,
+    source: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[Job]:
+    """Jobs by source then key."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    stmt = select(Job)
+    if source:
+        stmt = stmt.where(Job.source == source)
+    if q:
+        pattern = _like(q)
+        stmt = stmt.where(
+            or_(
+                func.lower(col(Job.key)).like(pattern, escape="\\"),
+                func.lower(col(Job.name)).like(pattern, escape="\\"),
+            )
+        )
+    if cursor:
+        last_source, last_key = (str(p) for p in _decode_cursor(cursor, 2))
+        stmt = stmt.where(
+            or_(
+                col(Job.source) > last_source,
+                and_(col(Job.source) == last_source, col(Job.key) > last_key),
+            )
+        )
+    stmt = stmt.order_by(col(Job.source), col(Job.key)).limit(limit + 1)
+    rows = list(session.exec(stmt))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _encode_cursor([rows[-1].source, rows[-1].key])
+    return Page(rows, next_cursor)
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: Job
+    recent_runs: list[Run]
+
+
+def get_job(session: Session, job_id: str, *, recent: int = 20) -> JobDetail | None:
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    runs = list(
+        session.exec(
+            select(Run)
+            .where(Run.source == job.source, Run.job == job.key, Run.kind == "run")
+            .order_by(run_sort_key().desc(), col(Run.id).desc())
+            .limit(recent)
+        )
+    )
+    return JobDetail(job, runs)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A configured source and how the runtime last found it."""
+
+    name: str
+    kind: str
+    enabled: bool
+    interval_s: float
+    status: str
+    lag_s: float | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    cursor_updated_at: datetime | None
+    cursor_age_s: float | None
+    holder: str | None
+
+
+def list_sources(session: Session, config: Config, *, now: datetime) -> list[SourceStatus]:
+    """Each configured source, in config order, with its stored status.
+
+    The holder is the lease holder while the lease is live; a lapsed lease
+    means nobody is polling, whatever the status row last said. Error text
+    passes through `Config.redact`, so a secret echoed by a source never leaks.
+    """
+    names = [s.name for s in config.sources]
+    rows = {
+        r.name: r for r in session.exec(select(SourceRow).where(col(SourceRow.name).in_(names)))
+    }
+    cursors = {
+        c.source: c for c in session.exec(select(Cursor).where(col(Cursor.source).in_(names)))
+    }
+    leases = {ls.name: ls for ls in session.exec(select(Lease).where(col(Lease.name).in_(names)))}
+    out: list[SourceStatus] = []
+    for entry in config.sources:
+        row = rows.get(entry.name)
+        cur = cursors.get(entry.name)
+        lease = leases.get(entry.name)
+        holder = lease.holder if lease and lease.expires_at and lease.expires_at > now else None
+        cursor_at = cur.updated_at if cur else None
+        status = row.status if row else "unknown"
+        if not entry.enabled:
+            status = "disabled"
+        out.append(
+            SourceStatus(
+                name=entry.name,
+                kind=entry.kind,
+                enabled=entry.enabled,
+                interval_s=entry.interval,
+                status=status,
+                lag_s=row.lag_s if row else None,
+                last_poll_at=row.last_poll_at if row else None,
+                last_success_at=row.last_success_at if row else None,
+                last_error=config.redact(row.last_error) if row and row.last_error else None,
+                last_error_at=row.last_error_at if row else None,
+                consecutive_failures=row.consecutive_failures if row else 0,
+                cursor_updated_at=cursor_at,
+                cursor_age_s=(now - cursor_at).total_seconds() if cursor_at else None,
+                holder=holder,
+            )
+        )
+    return out
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "InvalidCursor",
+    "JobDetail",
+    "LinkView",
+    "Page",
+    "RunDetail",
+    "SourceStatus",
+    "TraceView",
+    "get_job",
+    "get_run",
+    "get_trace",
+    "list_jobs",
+    "list_runs",
+    "list_sources",
+    "run_sort_key",
+]

@@ -1,0 +1,379 @@
+"""The REST API through the real app, on SQLite and PostgreSQL: auth, runs, events, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from gateway.api.app import create_app
+from gateway.auth import create_token, hash_token, revoke_token
+from gateway.config import parse_config
+from gateway.store.models import ApiToken
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Api:
+    client: TestClient
+    engine: Engine
+    viewer: dict[str, str]
+    operator: dict[str, str]
+    admin: dict[str, str]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Api]:
+    app = create_app(parse_config({}), engine)
+    with TestClient(app) as client:
+        yield Api(
+            client=client,
+            engine=engine,
+            viewer=_bearer(create_token(engine, role="viewer", name="v")),
+            operator=_bearer(create_token(engine, role="operator", name="o")),
+            admin=_bearer(create_token(engine, role="admin", name="a")),
+        )
+
+
+def event(key: str, *, at: datetime = T0, state: str = "running", **extra: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "state": state,
+        "started_at": at.isoformat(),
+        "observed_at": at.isoformat(),
+        **extra,
+    }
+
+
+def post(api: Api, events: list[dict[str, Any]], source: str = "scripts", **kw: Any) -> Any:
+    return api.client.post(
+        "/api/v1/events", headers=api.operator, json={"source": source, "events": events, **kw}
+    )
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["type"]
+    return body
+
+
+# -- health ------------------------------------------------------------------
+
+
+def test_health_and_readiness_need_no_token(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok", "detail": None}
+    assert api.client.get("/readyz").json()["status"] == "ready"
+
+
+def test_readyz_is_503_when_the_schema_is_not_at_head(sqlite_url: str) -> None:
+    from gateway.store.db import make_engine
+
+    bare = make_engine(sqlite_url)  # never migrated
+    with TestClient(create_app(parse_config({}), bare)) as client:
+        body = assert_problem(client.get("/readyz"), 503)
+    assert "migration head" in body["detail"]
+    bare.dispose()
+
+
+def test_openapi_document_is_served_under_api_v1(api: Api) -> None:
+    doc = api.client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/runs" in doc["paths"]
+    assert "/api/v1/events" in doc["paths"]
+    assert "/api/v1/sources/{name}/webhook" in doc["paths"]
+
+
+def test_metrics_count_requests_by_route_template(api: Api) -> None:
+    post(api, [event("m1")])
+    run_id = api.client.get("/api/v1/runs", headers=api.viewer).json()["data"][0]["id"]
+    api.client.get(f"/api/v1/runs/{run_id}", headers=api.viewer)
+    text = api.client.get("/metrics").text
+    assert 'route="/api/v1/runs/{run_id}",status="200"' in text
+    assert run_id not in text
+    applied = 'switchyard_api_ingest_events_total{outcome="applied",path="events",source="scripts"}'
+    assert f"{applied} 1.0" in text
+
+
+# -- auth --------------------------------------------------------------------
+
+
+def test_no_token_is_401_problem_with_bearer_challenge(api: Api) -> None:
+    r = api.client.get("/api/v1/runs")
+    assert_problem(r, 401)
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_unknown_and_revoked_tokens_are_401(api: Api) -> None:
+    assert_problem(api.client.get("/api/v1/runs", headers=_bearer("swy_nonsense")), 401)
+    token = create_token(api.engine, role="admin", name="leaving")
+    assert api.client.get("/api/v1/runs", headers=_bearer(token)).status_code == 200
+    with Session(api.engine) as s:
+        row = s.exec(select(ApiToken).where(ApiToken.name == "leaving")).one()
+    revoke_token(api.engine, row.id or 0)
+    assert_problem(api.client.get("/api/v1/runs", headers=_bearer(token)), 401)
+
+
+def test_viewer_can_read_but_cannot_post_events(api: Api) -> None:
+    assert api.client.get("/api/v1/runs", headers=api.viewer).status_code == 200
+    r = api.client.post(
+        "/api/v1/events", headers=api.viewer, json={"source": "s", "events": [event("x")]}
+    )
+    body = assert_problem(r, 403)
+    assert "operator" in body["detail"]
+    assert api.client.get("/api/v1/runs", headers=api.viewer).json()["data"] == []
+
+
+def test_token_is_stored_only_as_its_hash(engine: Engine) -> None:
+    token = create_token(engine, role="operator", name="ci")
+    with Session(engine) as s:
+        row = s.exec(select(ApiToken).where(ApiToken.name == "ci")).one()
+    assert row.token_hash == hash_token(token)
+    assert token not in (row.token_hash, row.prefix, row.name)
+    assert token.startswith(row.prefix) and len(row.prefix) < len(token) // 3
+
+
+# -- events ------------------------------------------------------------------
+
+
+def test_posted_events_become_runs_with_history(api: Api) -> None:
+    r = post(
+        api,
+        [
+            event("job/1", job="nightly", name="nightly #1"),
+            event(
+                "job/1",
+                at=T0 + timedelta(minutes=5),
+                state="failed",
+                started_at=T0.isoformat(),
+                ended_at=(T0 + timedelta(minutes=5)).isoformat(),
+                error={"kind": "exit_code", "message": "disk full", "exit_code": 3},
+                refs=[{"namespace": "cron.rid", "value": "abc"}],
+            ),
+        ],
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["applied"] == 2 and r.json()["runs_created"] == 1
+    runs = api.client.get("/api/v1/runs", headers=api.viewer).json()["data"]
+    assert [(x["key"], x["state"]) for x in runs] == [("job/1", "failed")]
+    detail = api.client.get(f"/api/v1/runs/{runs[0]['id']}", headers=api.viewer).json()
+    assert [h["state"] for h in detail["history"]] == ["running", "failed"]
+    assert detail["error"] == {"kind": "exit_code", "message": "disk full", "exit_code": 3}
+    assert detail["refs"] == [{"namespace": "cron.rid", "value": "abc"}]
+    assert detail["duration_s"] == 300.0
+
+
+def test_unknown_state_is_422_naming_the_field_and_writes_nothing(api: Api) -> None:
+    r = post(api, [event("ok-1"), event("ok-2"), event("bad", state="exploded")])
+    body = assert_problem(r, 422)
+    assert [e["field"] for e in body["errors"]] == ["events[2].state"]
+    assert body["detail"].startswith("events[2].state")
+    assert api.client.get("/api/v1/runs", headers=api.viewer).json()["data"] == []
+
+
+def test_missing_key_is_422_naming_the_field(api: Api) -> None:
+    bad = event("x")
+    del bad["key"]
+    body = assert_problem(post(api, [event("fine"), bad]), 422)
+    assert body["errors"][0]["field"] == "events[1].key"
+
+
+def test_naive_timestamp_is_422_naming_the_field(api: Api) -> None:
+    body = assert_problem(post(api, [event("x", observed_at="2026-03-01T12:00:00")]), 422)
+    assert body["errors"] == [
+        {
+            "field": "events[0].observed_at",
+            "message": "observed_at must carry a timezone (naive timestamps are ambiguous)",
+        }
+    ]
+
+
+def test_event_naming_another_source_is_422(api: Api) -> None:
+    body = assert_problem(post(api, [event("x", source="elsewhere")]), 422)
+    assert body["errors"][0]["field"] == "events[0].source"
+
+
+def test_attribute_over_the_event_limit_is_422_within_the_body_cap(api: Api) -> None:
+    # 100 kB of attributes: under the 5 MiB body cap, over the 64 KiB event limit.
+    body = assert_problem(post(api, [event("big", attributes={"blob": "x" * 100_000})]), 422)
+    assert body["errors"][0]["field"] == "events[0].attributes"
+    assert "limit" in body["errors"][0]["message"]
+
+
+def test_ten_megabyte_attribute_is_422_when_the_cap_allows_the_body(engine: Engine) -> None:
+    app = create_app(parse_config({"max_body_bytes": 20 * 1024 * 1024}), engine)
+    token = create_token(engine, role="operator", name="big")
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/v1/events",
+            headers=_bearer(token),
+            json={"source": "s", "events": [event("huge", attributes={"blob": "x" * 10_000_000})]},
+        )
+    assert_problem(r, 422)
+    assert r.json()["errors"][0]["field"] == "events[0].attributes"
+
+
+def test_ten_megabyte_body_is_413_under_the_default_cap(api: Api) -> None:
+    r = post(api, [event("huge", attributes={"blob": "x" * 10_000_000})])
+    body = assert_problem(r, 413)
+    assert str(5 * 1024 * 1024) in body["detail"]
+
+
+def test_streamed_body_without_content_length_is_capped(engine: Engine) -> None:
+    app = create_app(parse_config({"max_body_bytes": 1000}), engine)
+    token = create_token(engine, role="operator", name="stream")
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"source": "s", "events": ['
+        for _ in range(50):
+            yield b" " * 100
+        yield b"]}"
+
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/v1/events",
+            headers={**_bearer(token), "Content-Type": "application/json"},
+            content=chunks(),
+        )
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+    assert_problem(r, 413)
+
+
+def test_unknown_route_and_malformed_json_are_problems(api: Api) -> None:
+    assert_problem(api.client.get("/api/v1/nothing-here", headers=api.viewer), 404)
+    r = api.client.post(
+        "/api/v1/events",
+        headers={**api.operator, "Content-Type": "application/json"},
+        content=b"{not json",
+    )
+    assert_problem(r, 422)
+
+
+def test_unexpected_error_is_a_generic_500_problem(engine: Engine) -> None:
+    app = create_app(parse_config({}), engine)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    body = assert_problem(r, 500)
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    assert body["detail"]
+
+
+# -- listing -----------------------------------------------------------------
+
+
+def test_runs_filter_by_source_state_kind_job_time_and_text(api: Api) -> None:
+    post(api, [event("a1", job="alpha", at=T0)], source="one")
+    post(
+        api,
+        [
+            event(
+                "b1",
+                job="beta",
+                at=T0 + timedelta(hours=1),
+                state="failed",
+                error={"kind": "OOMKilled", "message": "container ran out of memory"},
+            )
+        ],
+        source="two",
+    )
+    post(
+        api, [event("b1/t", kind="task", parent_key="b1", at=T0 + timedelta(hours=2))], source="two"
+    )
+
+    def keys(**params: Any) -> list[str]:
+        r = api.client.get("/api/v1/runs", headers=api.viewer, params=params)
+        assert r.status_code == 200, r.text
+        return [x["key"] for x in r.json()["data"]]
+
+    assert keys() == ["b1/t", "b1", "a1"]
+    assert keys(source="one") == ["a1"]
+    assert keys(state="failed") == ["b1"]
+    assert keys(state=["failed", "running"], kind="run") == ["b1", "a1"]
+    assert keys(kind="task") == ["b1/t"]
+    assert keys(job="alpha") == ["a1"]
+    assert keys(since=(T0 + timedelta(minutes=30)).isoformat()) == ["b1/t", "b1"]
+    assert keys(until=(T0 + timedelta(minutes=30)).isoformat()) == ["a1"]
+    assert keys(q="OUT OF MEMORY") == ["b1"]
+    assert keys(q="alph") == ["a1"]
+    assert keys(q="%") == []
+
+
+def test_bad_query_parameters_are_422_naming_the_parameter(api: Api) -> None:
+    body = assert_problem(api.client.get("/api/v1/runs?state=bogus", headers=api.viewer), 422)
+    assert body["errors"][0]["field"] == "state[0]"
+    body = assert_problem(
+        api.client.get("/api/v1/runs?since=2026-01-01T00:00:00", headers=api.viewer), 422
+    )
+    assert body["errors"][0]["field"] == "since"
+    body = assert_problem(api.client.get("/api/v1/runs?limit=501", headers=api.viewer), 422)
+    assert body["errors"][0]["field"] == "limit"
+    body = assert_problem(api.client.get("/api/v1/runs?cursor=garbage", headers=api.viewer), 422)
+
+
+def test_keyset_pagination_is_stable_under_inserts(api: Api) -> None:
+    post(api, [event(f"r{i:02d}", at=T0 + timedelta(minutes=i)) for i in range(25)])
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while pages < 10:
+        params: dict[str, Any] = {"limit": 10}
+        if cursor:
+            params["cursor"] = cursor
+        body = api.client.get("/api/v1/runs", headers=api.viewer, params=params).json()
+        seen += [x["key"] for x in body["data"]]
+        pages += 1
+        # Newer runs arrive between pages; they belong before the first page.
+        post(api, [event(f"new{pages}", at=T0 + timedelta(days=1, minutes=pages))])
+        # And some with the same start time as rows already seen.
+        post(api, [event(f"tie{pages}", at=T0 + timedelta(minutes=24))])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    expected = [f"r{i:02d}" for i in reversed(range(25))]
+    assert [k for k in seen if k.startswith("r")] == expected
+    assert len(seen) == len(set(seen))
+    assert pages == 3
+
+
+def test_jobs_and_sources_list(engine: Engine) -> None:
+    config = parse_config({"sources": [{"name": "cron-a", "kind": "cron", "interval": "1m"}]})
+    app = create_app(config, engine, adapters={"cron-a": object()})
+    token = _bearer(create_token(engine, role="operator", name="j"))
+    with TestClient(app) as client:
+        r = client.post(
+            "/api/v1/events",
+            headers=token,
+            json={
+                "source": "cron-a",
+                "events": [event("backup/1", job="backup")],
+                "jobs": [{"key": "backup", "kind": "crontab", "schedule": "0 3 * * *"}],
+            },
+        )
+        assert r.status_code == 200, r.text
+        jobs = client.get("/api/v1/jobs", headers=token).json()
+        assert [(j["source"], j["key"], j["schedule"]) for j in jobs["data"]] == [
+            ("cron-a", "backup", "0 3 * * *")
+        ]
+        detail = client.get(f"/api/v1/jobs/{jobs['data'][0]['id']}", headers=token).json()
+        assert [x["key"] for x in detail["recent_runs"]] == ["backup/1"]
+        assert_problem(client.get("/api/v1/jobs/nope", headers=token), 404)
+        sources = client.get("/api/v1/sources", headers=token).json()["data"]
+    assert [(s["name"], s["kind"], s["interval_s"]) for s in sources] == [("cron-a", "cron", 60.0)]
+    assert sources[0]["holder"] is None
