@@ -377,3 +377,47 @@ def test_jobs_and_sources_list(engine: Engine) -> None:
         sources = client.get("/api/v1/sources", headers=token).json()["data"]
     assert [(s["name"], s["kind"], s["interval_s"]) for s in sources] == [("cron-a", "cron", 60.0)]
     assert sources[0]["holder"] is None
+
+
+# -- traces ------------------------------------------------------------------
+
+
+def test_trace_spans_sources_through_links_with_evidence(api: Api) -> None:
+    ti = {"namespace": "airflow.ti", "value": "etl/run1/load/-1/1"}
+    post(
+        api,
+        [
+            event("etl/run1", job="etl"),
+            event("etl/run1/load", kind="task", parent_key="etl/run1", refs=[ti]),
+        ],
+        source="airflow",
+    )
+    post(
+        api,
+        [event("ns/pod-1", state="failed", refs=[ti], error={"kind": "OOMKilled"})],
+        source="k8s",
+    )
+    post(api, [event("unrelated")], source="k8s")
+    listing = api.client.get("/api/v1/runs", headers=api.viewer, params={"source": "airflow"})
+    root = next(x for x in listing.json()["data"] if x["key"] == "etl/run1")
+
+    r = api.client.get(f"/api/v1/traces/{root['trace_id']}", headers=api.viewer)
+    assert r.status_code == 200, r.text
+    trace = r.json()
+    assert sorted((s["source"], s["key"]) for s in trace["spans"]) == [
+        ("airflow", "etl/run1"),
+        ("airflow", "etl/run1/load"),
+        ("k8s", "ns/pod-1"),
+    ]
+    assert trace["traces"][0] == root["trace_id"] and len(trace["traces"]) == 2
+    assert trace["truncated"] is False
+    ids = {s["key"]: s["id"] for s in trace["spans"]}
+    [link] = trace["links"]
+    assert {link["from_run_id"], link["to_run_id"]} == {ids["etl/run1/load"], ids["ns/pod-1"]}
+    assert link["strength"] == "exact" and link["evidence"]
+
+    pod = api.client.get(f"/api/v1/runs/{ids['ns/pod-1']}", headers=api.viewer).json()
+    linked = pod["links_in"] + pod["links_out"]
+    assert [x["run"]["key"] for x in linked] == ["etl/run1/load"]
+    assert_problem(api.client.get("/api/v1/traces/" + "0" * 32, headers=api.viewer), 404)
+    assert_problem(api.client.get("/api/v1/runs/nope", headers=api.viewer), 404)
