@@ -1,0 +1,132 @@
+"""The cron source: a push-only adapter with ping routes and crontab control.
+
+Cron hosts push everything (wrapper reports, pings, `sync`), so `poll` has
+nothing to read and `discover` returns only the ping checks registered in the
+source's options. `pause(job)`/`resume(job)` write the desired state of a
+crontab line to a small JSON file; hosts pull it with `switchyard-cron sync`
+(`GET /api/v1/cron/instructions`) and comment out or restore the line.
+
+Options (`sources[].options` in switchyard.yaml):
+
+- `token`: bearer token hosts use for `/api/v1/cron/*` (required for those);
+- `checks`: `{<uuid>: {name, job, schedule, timezone, grace_s, max_duration_s,
+  min_duration_s}}`. With it, pings to any other uuid answer 404 "not found"
+  like Healthchecks; without it every well-formed uuid is accepted and its job
+  (`ping/<uuid>`) is created on the first ping;
+- `control_file`: where pause/resume desired state lives (default
+  `./switchyard-cron-control-<source>.json`; on several replicas put it on
+  shared storage);
+- `ping_body_limit`: bytes of a ping body kept (default 100000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from adapters.cron.normalize import CheckConfig, check_job
+from gateway.contract import EventSink, JobSpec, PollResult, SourceConfig, SourceError
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+DEFAULT_PING_BODY_LIMIT = 100_000
+_HOST_KEY = re.compile(r"^([^/]+)/[^/]+/[0-9a-f]{12}(?:#\d+)?$")
+
+
+class ControlState:
+    """Desired paused/active state per job key, in one JSON file written atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[str, bool]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            return {}
+        return {str(k): bool(v["paused"]) for k, v in doc.get("jobs", {}).items()}
+
+    def set(self, job_key: str, paused: bool) -> None:
+        with self._lock:
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    doc = json.load(f)
+            except FileNotFoundError:
+                doc = {"jobs": {}}
+            doc["jobs"][job_key] = {"paused": paused, "at": datetime.now(UTC).isoformat()}
+            tmp = f"{self.path}.tmp"
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+    def instructions(self, host: str | None) -> dict[str, list[str]]:
+        """Keys to pause and to restore; keys naming another host are left out."""
+        pause: list[str] = []
+        resume: list[str] = []
+        for key, paused in sorted(self.read().items()):
+            m = _HOST_KEY.match(key)
+            if host and m and m.group(1) != host:
+                continue
+            (pause if paused else resume).append(key)
+        return {"pause": pause, "resume": resume}
+
+
+class CronAdapter:
+    """A configured cron source (see the module docstring for its options)."""
+
+    kind = "cron"
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.name = config.name
+        opts = dict(config.options)
+        self.token: str | None = opts.pop("token", None)
+        raw_checks = opts.pop("checks", None)
+        self.strict = raw_checks is not None
+        try:
+            self.checks = {
+                str(uuid).lower(): CheckConfig.model_validate(c or {})
+                for uuid, c in (raw_checks or {}).items()
+            }
+        except ValidationError as exc:
+            raise SourceError(self.name, f"options.checks: {exc}", retryable=False) from exc
+        self.ping_body_limit = int(opts.pop("ping_body_limit", DEFAULT_PING_BODY_LIMIT))
+        control_file = opts.pop("control_file", f"switchyard-cron-control-{self.name}.json")
+        if opts:
+            raise SourceError(
+                self.name, f"unknown option(s): {', '.join(sorted(opts))}", retryable=False
+            )
+        self.control = ControlState(str(control_file))
+        try:
+            self._check_jobs = [check_job(self.name, u, c) for u, c in self.checks.items()]
+        except ValueError as exc:
+            raise SourceError(self.name, f"options.{exc}", retryable=False) from exc
+
+    def discover(self) -> list[JobSpec]:
+        return list(self._check_jobs)
+
+    def poll(self, cursor: str | None) -> PollResult:
+        # Hosts push; there is nothing to read. The cursor is kept as it was.
+        return PollResult(events=[], cursor=cursor)
+
+    def routes(self, sink: EventSink) -> APIRouter:
+        from adapters.cron.pings import cron_router
+
+        return cron_router(self, sink)
+
+    def pause(self, job_key: str) -> None:
+        self.control.set(job_key, True)
+
+    def resume(self, job_key: str) -> None:
+        self.control.set(job_key, False)

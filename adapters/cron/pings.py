@@ -1,0 +1,217 @@
+"""HTTP routes of the cron source: Healthchecks-compatible pings and the host API.
+
+Pings (`HEAD|GET|POST /ping/<uuid>[/start|/fail|/log|/<0-255>][?rid=<uuid>]`)
+answer like Healthchecks: 200 `OK` with a `Ping-Body-Limit` header, 404 `not
+found` for an unknown uuid when the source registers `checks`, 400 for an
+exit status above 255 or a malformed `rid`. They are unauthenticated by
+design: the uuid is the secret. A ping is answered only after its event is
+committed (`EventSink.submit` returns once committed), so an acknowledged ping
+survives a crash.
+
+A ping without `rid` pairs with the last `start` of the same check seen by
+this process (Healthchecks' `last_start`); with `rid` the pairing is exact and
+survives restarts and replicas.
+
+The host API (bearer token = the source's `options.token`) is what the
+`switchyard-cron` wrapper and `sync` talk to:
+
+- `POST /api/v1/cron/report` — `{"reports": [...]}` start/finish reports;
+- `POST /api/v1/cron/jobs` — `{"host": ..., "jobs": [...]}` crontab lines;
+- `GET /api/v1/cron/instructions?host=` — which job keys to pause/restore.
+
+Structured reports, not pings with `rid`, carry the wrapper's runs: they hold
+host, user, signal, output and the traceparent that a ping URL cannot, they
+are authenticated, and a whole spool replays in one request, in order.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from adapters.cron.normalize import (
+    CronPayloadError,
+    PingAction,
+    check_job,
+    check_job_key,
+    host_jobs,
+    ping_event,
+    report_event,
+)
+from gateway.contract import EventSink, JobSpec, RunEvent
+
+if TYPE_CHECKING:
+    from adapters.cron.adapter import CronAdapter
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PING_METHODS = ["GET", "POST", "HEAD"]
+MAX_OPEN_STARTS = 10_000
+MAX_REPORT_BODY = 16 * 1024 * 1024
+
+
+class PingBook:
+    """Per-check memory a ping needs: the open rid-less start, jobs already sent."""
+
+    def __init__(self) -> None:
+        self.open_starts: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
+        self.jobs_sent: set[str] = set()
+
+    def remember_start(self, uuid: str, run_key: str, at: datetime) -> None:
+        self.open_starts[uuid] = (run_key, at)
+        self.open_starts.move_to_end(uuid)
+        while len(self.open_starts) > MAX_OPEN_STARTS:
+            self.open_starts.popitem(last=False)
+
+
+async def _body(request: Request, limit: int) -> tuple[str, int]:
+    """The body's first `limit` bytes as text, and its full size."""
+    kept = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
+    return kept.decode("utf-8", "replace"), size
+
+
+def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
+    router = APIRouter()
+    book = PingBook()
+    source = adapter.name
+    limit = adapter.ping_body_limit
+
+    def answer(text: str, status: int = 200) -> Response:
+        return PlainTextResponse(text, status_code=status, headers={"Ping-Body-Limit": str(limit)})
+
+    async def handle_ping(
+        request: Request, uuid: str, action: PingAction, exit_code: int | None = None
+    ) -> Response:
+        uuid = uuid.lower()
+        if not _UUID.match(uuid):
+            return answer("not found", 404)
+        check = adapter.checks.get(uuid)
+        if adapter.strict and check is None:
+            return answer("not found", 404)
+        rid = request.query_params.get("rid")
+        if rid is not None and not _UUID.match(rid.lower()):
+            return answer("invalid rid", 400)
+        rid = rid.lower() if rid else None
+        now = datetime.now(UTC)
+        body, size = await _body(request, limit)
+        job = check_job_key(uuid, check)
+        name = check.name if check and check.name else uuid
+        started_at = None
+        if rid:
+            run_key = f"ping/{uuid}/{rid}"
+        elif action == "start":
+            run_key = f"ping/{uuid}/{now.isoformat()}"
+            book.remember_start(uuid, run_key, now)
+        elif uuid in book.open_starts:
+            run_key, started_at = book.open_starts[uuid]
+            if action != "log":
+                del book.open_starts[uuid]
+        else:
+            run_key = f"ping/{uuid}/{now.isoformat()}"
+        event = ping_event(
+            source,
+            check=uuid,
+            job=job,
+            name=name,
+            action=action,
+            run_key=run_key,
+            received_at=now,
+            started_at=started_at,
+            exit_code=exit_code,
+            rid=rid,
+            body=body,
+            body_bytes=size,
+            method=request.method,
+        )
+        jobs: list[JobSpec] = []
+        if check is None and job not in book.jobs_sent:  # auto-provisioned on first ping
+            jobs.append(check_job(source, uuid, None))
+        await run_in_threadpool(sink.submit, source, [event], jobs=jobs)
+        book.jobs_sent.add(job)
+        return answer("OK")
+
+    @router.api_route("/ping/{uuid}", methods=PING_METHODS, include_in_schema=False)
+    async def ping_success(uuid: str, request: Request) -> Response:
+        return await handle_ping(request, uuid, "success")
+
+    @router.api_route("/ping/{uuid}/{action}", methods=PING_METHODS, include_in_schema=False)
+    async def ping_action(uuid: str, action: str, request: Request) -> Response:
+        if action in ("start", "fail", "log"):
+            return await handle_ping(request, uuid, action)  # type: ignore[arg-type]  # checked just above
+        if action.isdigit():
+            code = int(action)
+            if code > 255:
+                return answer("invalid exit status", 400)
+            return await handle_ping(request, uuid, "exit", code)
+        return answer("not found", 404)
+
+    def authorised(request: Request) -> None:
+        if not adapter.token:
+            raise HTTPException(
+                403, f"cron source {source!r} has no token configured (options.token)"
+            )
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), adapter.token.encode()
+        ):
+            raise HTTPException(
+                401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
+
+    async def json_body(request: Request) -> Any:
+        length = int(request.headers.get("content-length") or 0)
+        if length > MAX_REPORT_BODY:
+            raise HTTPException(413, f"body is {length} bytes; the limit is {MAX_REPORT_BODY}")
+        try:
+            return await request.json()
+        except ValueError as exc:
+            raise HTTPException(422, f"body is not JSON: {exc}") from exc
+
+    @router.post("/api/v1/cron/report", dependencies=[Depends(authorised)], tags=["cron"])
+    async def report(request: Request) -> JSONResponse:
+        """Start/finish reports from `switchyard-cron` (one, or `{"reports": [...]}`)."""
+        payload = await json_body(request)
+        items = payload.get("reports") if isinstance(payload, dict) else None
+        reports = items if isinstance(items, list) else [payload]
+        events: list[RunEvent] = []
+        try:
+            for i, item in enumerate(reports):
+                try:
+                    events.append(report_event(source, item))
+                except CronPayloadError as exc:
+                    raise CronPayloadError(f"reports[{i}]: {exc}") from exc
+        except (CronPayloadError, ValueError) as exc:
+            raise HTTPException(422, str(exc)) from exc
+        await run_in_threadpool(sink.submit, source, events)
+        return JSONResponse({"accepted": len(events)})
+
+    @router.post("/api/v1/cron/jobs", dependencies=[Depends(authorised)], tags=["cron"])
+    async def jobs(request: Request) -> JSONResponse:
+        """Crontab lines from `switchyard-cron sync`."""
+        payload = await json_body(request)
+        try:
+            specs = host_jobs(source, payload)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        await run_in_threadpool(sink.submit, source, [], jobs=specs)
+        return JSONResponse({"jobs": len(specs)})
+
+    @router.get("/api/v1/cron/instructions", dependencies=[Depends(authorised)], tags=["cron"])
+    async def instructions(host: str | None = None) -> JSONResponse:
+        """Job keys whose crontab lines `sync` should comment out or restore."""
+        wanted = await run_in_threadpool(adapter.control.instructions, host)
+        return JSONResponse({"host": host, **wanted})
+
+    return router
