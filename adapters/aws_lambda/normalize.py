@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.contract import ErrorInfo, Ref, RunEvent, parse_traceparent
+from gateway.contract import ErrorInfo, JobSpec, Ref, RunEvent, parse_traceparent
 from gateway.states import StateMap
 
 STATE_SYSTEM = "lambda.invocation"
@@ -247,7 +247,7 @@ def parse_log_message(message: str) -> LogLine | None:
     return _parse_text_line(text)
 
 
-def _traceparent_in(text: str) -> str | None:
+def traceparent_in(text: str) -> str | None:
     m = _TRACEPARENT_ANY.search(text)
     if m and parse_traceparent(m.group(1)):
         return m.group(1).lower()
@@ -293,7 +293,7 @@ def _parse_text_line(text: str) -> LogLine | None:
     if m := _PY_ERROR.match(text):
         first_line = re.split(r"[\r\n]", m.group(2), maxsplit=1)[0]
         return LogLine("error", None, error_type=m.group(1), error_message=first_line or None)
-    traceparent = _traceparent_in(text)
+    traceparent = traceparent_in(text)
     if traceparent:
         rid = _TAB_REQUEST_ID.search(text)
         return LogLine("app", rid.group(1) if rid else None, traceparent=traceparent)
@@ -317,7 +317,7 @@ def _str_or_none(value: Any) -> str | None:
 def _parse_json_record(record: dict[str, Any], text: str) -> LogLine | None:
     kind = record.get("type")
     body = record.get("record")
-    time_ms = _iso_ms(record.get("time"))
+    time_ms = iso_ms(record.get("time"))
     if isinstance(kind, str) and kind.startswith("platform.") and isinstance(body, dict):
         rid = _str_or_none(body.get("requestId"))
         if kind == "platform.start":
@@ -352,7 +352,7 @@ def _parse_json_record(record: dict[str, Any], text: str) -> LogLine | None:
     message = record.get("message")
     error_src = message if isinstance(message, dict) and "errorType" in message else record
     error_type = _str_or_none(error_src.get("errorType"))
-    traceparent = _traceparent_in(text)
+    traceparent = traceparent_in(text)
     if error_type:
         error_message = _str_or_none(error_src.get("errorMessage"))
         if error_message is None and isinstance(message, str):
@@ -360,7 +360,7 @@ def _parse_json_record(record: dict[str, Any], text: str) -> LogLine | None:
         return LogLine(
             "error",
             rid,
-            time_ms=_iso_ms(record.get("timestamp")),
+            time_ms=iso_ms(record.get("timestamp")),
             error_type=error_type,
             error_message=error_message,
             traceparent=traceparent,
@@ -370,7 +370,7 @@ def _parse_json_record(record: dict[str, Any], text: str) -> LogLine | None:
     return None
 
 
-def _iso_ms(value: Any) -> int | None:
+def iso_ms(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     try:
@@ -648,4 +648,117 @@ def _console_url(region: str, group: str) -> str:
     return (
         f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
         f"#logsV2:log-groups/log-group/{escaped}"
+    )
+
+
+# ---------------------------------------------------------------- job specs
+
+
+def log_group_of(function: Mapping[str, Any]) -> str:
+    """The log group a function writes to: its LoggingConfig's, or the default."""
+    logging_config = function.get("LoggingConfig") or {}
+    group = logging_config.get("LogGroup") if isinstance(logging_config, Mapping) else None
+    return group or f"/aws/lambda/{function['FunctionName']}"
+
+
+def function_arn_base(arn: str) -> str:
+    """A function ARN without its version/alias qualifier."""
+    parts = arn.split(":")
+    return ":".join(parts[:7]) if len(parts) > 7 and parts[5] == "function" else arn
+
+
+def schedule_record(
+    *,
+    via: Literal["eventbridge_rule", "scheduler"],
+    name: str,
+    expression: str,
+    state: str,
+    arn: str | None = None,
+    group: str | None = None,
+    timezone: str | None = None,
+) -> dict[str, Any]:
+    """What schedules a function, with its five-field form or why there is none."""
+    conv = convert_schedule(expression)
+    record: dict[str, Any] = {
+        "via": via,
+        "name": name,
+        "expression": expression,
+        "state": state,
+        "enabled": state.upper() == "ENABLED",
+        "schedule": conv.schedule,
+        "timezone": timezone or "UTC",
+    }
+    if conv.reason:
+        record["not_expressible"] = conv.reason
+    if arn:
+        record["arn"] = arn
+    if group:
+        record["group"] = group
+    return record
+
+
+def function_job(
+    function: Mapping[str, Any],
+    *,
+    source: str,
+    tags: Mapping[str, str] | None = None,
+    schedules: Iterable[Mapping[str, Any]] = (),
+    invoke_config: Mapping[str, Any] | None = None,
+    region: str | None = None,
+) -> JobSpec:
+    """The `JobSpec` of one function (a `list_functions` entry) and what schedules it.
+
+    `schedule` is the five-field form of the first enabled schedule that has
+    one; `schedule_native` keeps that schedule's own expression, or the first
+    schedule's when none converts (then `definition["schedule_note"]` says why).
+    A function whose every schedule is disabled is `paused`.
+    """
+    name = str(function["FunctionName"])
+    scheds = sorted(
+        (dict(s) for s in schedules), key=lambda s: (not s["enabled"], s["via"], s["name"])
+    )
+    chosen = next((s for s in scheds if s["schedule"]), None)
+    definition: dict[str, Any] = {
+        "function_arn": function.get("FunctionArn"),
+        "runtime": function.get("Runtime"),
+        "handler": function.get("Handler"),
+        "memory_mb": function.get("MemorySize"),
+        "timeout_s": function.get("Timeout"),
+        "package_type": function.get("PackageType"),
+        "architectures": function.get("Architectures"),
+        "log_group": log_group_of(function),
+        "log_format": (function.get("LoggingConfig") or {}).get("LogFormat", "Text"),
+        "schedules": scheds,
+    }
+    if chosen is None and scheds:
+        definition["schedule_note"] = scheds[0].get("not_expressible")
+    if invoke_config:
+        dest = invoke_config.get("DestinationConfig") or {}
+        definition["destinations"] = {
+            "on_success": (dest.get("OnSuccess") or {}).get("Destination"),
+            "on_failure": (dest.get("OnFailure") or {}).get("Destination"),
+        }
+        definition["async_retry"] = {
+            "maximum_retry_attempts": invoke_config.get("MaximumRetryAttempts"),
+            "maximum_event_age_s": invoke_config.get("MaximumEventAgeInSeconds"),
+        }
+    native = chosen or (scheds[0] if scheds else None)
+    timeout = function.get("Timeout")
+    return JobSpec(
+        source=source,
+        key=name,
+        kind="lambda",
+        name=name,
+        schedule=chosen["schedule"] if chosen else None,
+        schedule_native=native["expression"] if native else None,
+        timezone=native["timezone"] if native else "UTC",
+        paused=bool(scheds) and not any(s["enabled"] for s in scheds),
+        labels={str(k): str(v) for k, v in (tags or {}).items()},
+        max_duration_s=float(timeout) if isinstance(timeout, int | float) else None,
+        definition=definition,
+        url=(
+            f"https://{region}.console.aws.amazon.com/lambda/home?region={region}#/functions/{name}"
+            if region
+            else None
+        ),
     )
