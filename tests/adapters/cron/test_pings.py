@@ -1,0 +1,140 @@
+"""Healthchecks-compatible pings sent by real `curl` to the real app over loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from gateway.contract import State
+from tests.adapters.cron.conftest import CronGateway, running_gateway
+
+CHECK = "5f0c8a4e-3f59-4a3a-9a38-2a9f0e6b8c11"
+
+
+def curl(*args: str, data: bytes | None = None) -> tuple[int, bytes, str]:
+    """(status, body, headers) of one curl request."""
+    cmd = ["curl", "-sS", "--max-time", "20", "-D", "-", "-o", "/dev/stderr", *args]
+    if data is not None:
+        cmd += ["--data-binary", "@-"]
+    out = subprocess.run(cmd, input=data, capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    headers = out.stdout.decode()
+    status = int(headers.split()[1])
+    return status, out.stderr, headers
+
+
+@pytest.fixture
+def strict_gateway(sqlite_engine: Engine, tmp_path: Path) -> Iterator[CronGateway]:
+    checks = {CHECK: {"name": "backup", "schedule": "0 3 * * *", "timezone": "Europe/London"}}
+    with running_gateway(sqlite_engine, tmp_path, checks=checks) as gw:
+        yield gw
+
+
+def test_start_then_success_with_rid_makes_one_finished_run(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    rid = str(uuid.uuid4())
+    status, body, headers = curl(f"{gw.url}/ping/{CHECK}/start?rid={rid}")
+    assert (status, body) == (200, b"OK")
+    assert "ping-body-limit: 100000" in headers.lower()
+    assert gw.run(f"ping/{CHECK}/{rid}")["state"] == State.running
+    status, body, _ = curl(f"{gw.url}/ping/{CHECK}?rid={rid}", data=b"all good\n")
+    assert (status, body) == (200, b"OK")
+    run = gw.run(f"ping/{CHECK}/{rid}")
+    assert run["state"] == State.succeeded
+    assert run["started_at"] < run["ended_at"]
+    assert run["attributes"]["cron.output"] == "all good\n"
+    assert run["job"] == f"ping/{CHECK}"
+    assert f"ping/{CHECK}" in gw.jobs()  # auto-provisioned on the first ping
+
+
+def test_rid_less_start_pairs_with_the_next_outcome_like_runitor(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    curl(f"{gw.url}/ping/{CHECK}/start")
+    curl("-X", "POST", f"{gw.url}/ping/{CHECK}/3", data=b"boom")
+    (run,) = gw.runs()
+    assert run["state"] == State.failed
+    assert run["exit_code"] == 3
+    assert run["error_kind"] == "exit_code"
+    assert run["started_at"] is not None
+
+
+def test_fail_ping_and_head_request(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    status, _, _ = curl("-I", f"{gw.url}/ping/{CHECK}/fail")
+    assert status == 200
+    (run,) = gw.runs()
+    assert run["state"] == State.failed
+    assert run["error_kind"] == "fail"
+
+
+def test_exit_zero_is_success_and_above_255_is_rejected(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    assert curl(f"{gw.url}/ping/{CHECK}/0")[0] == 200
+    assert gw.runs()[0]["state"] == State.succeeded
+    status, _, _ = curl(f"{gw.url}/ping/{CHECK}/256")
+    assert status == 400
+    assert len(gw.runs()) == 1
+
+
+def test_log_ping_keeps_the_body_without_finishing_the_run(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    rid = str(uuid.uuid4())
+    curl(f"{gw.url}/ping/{CHECK}/start?rid={rid}")
+    curl(f"{gw.url}/ping/{CHECK}/log?rid={rid}", data=b"halfway")
+    run = gw.run(f"ping/{CHECK}/{rid}")
+    assert run["state"] == State.running
+    assert run["attributes"]["cron.ping.log"] == "halfway"
+
+
+def test_body_is_cut_at_the_advertised_limit(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    status, _, _ = curl(f"{gw.url}/ping/{CHECK}", data=b"a" * 300_000)
+    assert status == 200
+    attrs = gw.runs()[0]["attributes"]
+    assert attrs["cron.output_bytes"] == 300_000
+    assert 0 < len(attrs["cron.output"]) <= 100_000
+
+
+def test_bad_rid_and_non_uuid_paths_are_refused(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    assert curl(f"{gw.url}/ping/{CHECK}?rid=nope")[0] == 400
+    assert curl(f"{gw.url}/ping/not-a-uuid")[:2] == (404, b"not found")
+    assert curl(f"{gw.url}/ping/{CHECK}/bogus")[0] == 404
+    assert gw.runs() == []
+
+
+def test_registered_checks_make_unknown_uuids_404(strict_gateway: CronGateway) -> None:
+    gw = strict_gateway
+    other = str(uuid.uuid4())
+    assert curl(f"{gw.url}/ping/{other}")[:2] == (404, b"not found")
+    assert curl(f"{gw.url}/ping/{CHECK.upper()}")[:2] == (200, b"OK")
+    (run,) = gw.runs()
+    assert run["name"] == "backup"
+    spec = gw.adapter.discover()[0]
+    assert (spec.key, spec.schedule, spec.timezone) == (
+        f"ping/{CHECK}",
+        "0 3 * * *",
+        "Europe/London",
+    )
+
+
+def test_host_api_needs_the_source_token(cron_gateway: CronGateway) -> None:
+    gw = cron_gateway
+    status, _, _ = curl("-X", "POST", f"{gw.url}/api/v1/cron/report", data=b"{}")
+    assert status == 401
+    status, _, _ = curl(
+        "-H",
+        "Authorization: Bearer cron-test-token",
+        "-H",
+        "Content-Type: application/json",
+        "-X",
+        "POST",
+        f"{gw.url}/api/v1/cron/report",
+        data=b'{"reports": [{"phase": "finish"}]}',
+    )
+    assert status == 422
