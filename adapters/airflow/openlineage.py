@@ -1,0 +1,392 @@
+"""OpenLineage push: validate RunEvents, turn them into `RunEvent`s, serve the routes.
+
+`validate_event` and `to_run_event` are pure. An event that Airflow's
+OpenLineage provider sent carries the ``airflow`` run facet (a task try:
+``dag.dag_id``, ``dagRun.run_id``, ``task.task_id``, ``taskInstance.try_number``
+and ``map_index`` — absent for an unmapped task) or the ``airflowDagRun`` facet
+(a DAG run). Such an event gets exactly the key the poller gives the same run
+(`normalize.dag_run_key`, `refs.ti_key`) under the same source name, so a
+pushed event and a polled one merge into one run. Any other producer's run is
+keyed by its ``runId``, with its parent facet as parent and root.
+
+`routes(source, sink, api_key)` serves ``POST /api/v1/lineage`` (one event,
+200) and ``POST /api/v1/lineage/batch`` (an array; 200 with ``status`` =
+``success`` or ``partial_success`` and counts). An invalid body answers 422
+with the offending field's path; nothing of an invalid single event is stored,
+and only the valid events of a batch are.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from adapters.airflow import normalize, refs
+from gateway.contract import (
+    ErrorInfo,
+    EventSink,
+    Ref,
+    RunEvent,
+    RunKind,
+    State,
+)
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+_STATE = {
+    "START": State.running,
+    "RUNNING": State.running,
+    "COMPLETE": State.succeeded,
+    "FAIL": State.failed,
+    "ABORT": State.cancelled,
+}
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BATCH = 1000
+
+
+class InvalidEvent(ValueError):
+    """An OpenLineage body that cannot be read; `loc` is the path of the bad field."""
+
+    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+        super().__init__(f"{'.'.join(str(p) for p in loc)}: {message}")
+        self.loc = list(loc)
+        self.message = message
+
+
+def _require_map(value: Any, loc: list[str | int]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(loc, "must be an object")
+    return value
+
+
+def _require_str(container: Mapping[str, Any], name: str, loc: list[str | int]) -> str:
+    value = container.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent([*loc, name], "is required and must be a non-empty string")
+    return value
+
+
+def validate_event(body: Any, loc: list[str | int] | None = None) -> Mapping[str, Any] | None:
+    """The event if it is a RunEvent; None for a valid Dataset/Job event (nothing to store).
+
+    Raises `InvalidEvent` naming the first bad field.
+    """
+    loc = loc or []
+    event = _require_map(body, loc)
+    event_time = _require_str(event, "eventTime", loc)
+    try:
+        parsed = normalize.parse_time(event_time)
+    except ValueError as exc:
+        raise InvalidEvent(
+            [*loc, "eventTime"], f"is not an ISO 8601 date-time with offset: {exc}"
+        ) from exc
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidEvent([*loc, "eventTime"], "must carry a timezone")
+    _require_str(event, "producer", loc)
+    if "run" not in event:
+        if "job" in event or "dataset" in event:
+            return None  # JobEvent / DatasetEvent: valid, carries no run
+        raise InvalidEvent([*loc, "run"], "is required for a RunEvent")
+    run = _require_map(event.get("run"), [*loc, "run"])
+    run_id = _require_str(run, "runId", [*loc, "run"])
+    try:
+        uuid.UUID(run_id)
+    except ValueError as exc:
+        raise InvalidEvent([*loc, "run", "runId"], "must be a UUID") from exc
+    if "facets" in run and not isinstance(run["facets"], Mapping):
+        raise InvalidEvent([*loc, "run", "facets"], "must be an object")
+    job = _require_map(event.get("job"), [*loc, "job"])
+    _require_str(job, "namespace", [*loc, "job"])
+    _require_str(job, "name", [*loc, "job"])
+    event_type = event.get("eventType")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InvalidEvent([*loc, "eventType"], f"must be one of {', '.join(EVENT_TYPES)}")
+    return event
+
+
+def _facets(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    facets = event["run"].get("facets")
+    return facets if isinstance(facets, Mapping) else {}
+
+
+def _error(facets: Mapping[str, Any], state: State) -> ErrorInfo | None:
+    if state is not State.failed:
+        return None
+    facet = facets.get("errorMessage")
+    message = facet.get("message") if isinstance(facet, Mapping) else None
+    return ErrorInfo(kind="task_failed", message=str(message)[:16384] if message else None)
+
+
+def _times(event_type: str, when: datetime) -> tuple[datetime | None, datetime | None]:
+    if event_type in ("START", "RUNNING"):
+        return when, None
+    if event_type in ("COMPLETE", "FAIL", "ABORT"):
+        return None, when
+    return None, None
+
+
+def to_run_event(
+    source: str, event: Mapping[str, Any], *, observed_at: datetime
+) -> RunEvent | None:
+    """The `RunEvent` for a validated OpenLineage RunEvent; None for OTHER (no state)."""
+    event_type = str(event.get("eventType") or "OTHER")
+    state = _STATE.get(event_type)
+    if state is None:
+        return None
+    when = normalize.parse_time(event["eventTime"])
+    assert when is not None  # validated
+    started, ended = _times(event_type, when)
+    facets = _facets(event)
+    run_id = str(event["run"]["runId"])
+    job = event["job"]
+    ol_refs = [Ref(namespace="openlineage.run", value=run_id)]
+    attributes: dict[str, Any] = {
+        "openlineage.job.namespace": job["namespace"],
+        "openlineage.job.name": job["name"],
+        "openlineage.event_type": event_type,
+        "openlineage.producer": event.get("producer"),
+    }
+    airflow = facets.get("airflow")
+    dag_facet = facets.get("airflowDagRun")
+    if isinstance(airflow, Mapping) and isinstance(airflow.get("taskInstance"), Mapping):
+        return _airflow_task_event(
+            source, airflow, facets, state, started, ended, observed_at, ol_refs, attributes
+        )
+    if isinstance(dag_facet, Mapping) and isinstance(dag_facet.get("dagRun"), Mapping):
+        dag_run = dag_facet["dagRun"]
+        dag_id = str(
+            dag_run.get("dag_id") or (dag_facet.get("dag") or {}).get("dag_id") or job["name"]
+        )
+        run = str(dag_run["run_id"])
+        # The DAG run's own dates are authoritative when the facet carries them.
+        started = normalize.parse_time(dag_run.get("start_date")) or started
+        ended = (normalize.parse_time(dag_run.get("end_date")) or ended) if state.terminal else None
+        ol_refs.extend(
+            refs.conf_refs(
+                dag_run.get("conf") if isinstance(dag_run.get("conf"), Mapping) else None
+            )
+        )
+        return RunEvent(
+            source=source,
+            kind=RunKind.run,
+            key=normalize.dag_run_key(dag_id, run),
+            job=dag_id,
+            name=dag_id,
+            state=state,
+            started_at=started,
+            ended_at=ended,
+            observed_at=observed_at,
+            nominal_time=normalize.parse_time(dag_run.get("logical_date")),
+            error=_error(facets, state) if state is State.failed else None,
+            attributes={**attributes, "airflow.dag_id": dag_id, "airflow.run_id": run},
+            refs=ol_refs,
+        )
+    parent = facets.get("parent")
+    parent_key = root_key = None
+    if isinstance(parent, Mapping) and isinstance(parent.get("run"), Mapping):
+        parent_key = str(parent["run"].get("runId") or "") or None
+        root = parent.get("root")
+        root_run = root.get("run") if isinstance(root, Mapping) else None
+        root_key = (
+            str(root_run.get("runId"))
+            if isinstance(root_run, Mapping) and root_run.get("runId")
+            else parent_key
+        )
+    if parent_key == run_id:
+        parent_key = root_key = None
+    return RunEvent(
+        source=source,
+        kind=RunKind.task if parent_key else RunKind.run,
+        key=run_id,
+        parent_key=parent_key,
+        root_key=root_key if parent_key else None,
+        job=f"{job['namespace']}/{job['name']}",
+        name=str(job["name"]),
+        state=state,
+        started_at=started,
+        ended_at=ended,
+        observed_at=observed_at,
+        error=_error(facets, state),
+        attributes={k: v for k, v in attributes.items() if v is not None},
+        refs=ol_refs,
+    )
+
+
+def _airflow_task_event(
+    source: str,
+    airflow: Mapping[str, Any],
+    facets: Mapping[str, Any],
+    state: State,
+    started: datetime | None,
+    ended: datetime | None,
+    observed_at: datetime,
+    ol_refs: list[Ref],
+    attributes: dict[str, Any],
+) -> RunEvent:
+    dag: Mapping[str, Any] = airflow["dag"] if isinstance(airflow.get("dag"), Mapping) else {}
+    dag_run: Mapping[str, Any] = (
+        airflow["dagRun"] if isinstance(airflow.get("dagRun"), Mapping) else {}
+    )
+    task: Mapping[str, Any] = airflow["task"] if isinstance(airflow.get("task"), Mapping) else {}
+    ti = airflow["taskInstance"]
+    dag_id = str(dag_run.get("dag_id") or dag.get("dag_id") or "")
+    run_id = str(dag_run.get("run_id") or "")
+    task_id = str(task.get("task_id") or "")
+    if not (dag_id and run_id and task_id):
+        raise InvalidEvent(
+            ["run", "facets", "airflow"], "must name dag_id, dagRun.run_id and task.task_id"
+        )
+    mapped = facets.get("airflow_mappedTask")
+    map_index = ti.get("map_index")
+    if map_index is None and isinstance(mapped, Mapping):
+        map_index = mapped.get("mapIndex")
+    map_index = int(map_index) if map_index is not None else -1
+    try_number = int(ti.get("try_number") or 1)
+    run_key = normalize.dag_run_key(dag_id, run_id)
+    instant = normalize.parse_time(
+        dag_run.get("logical_date") or dag_run.get("execution_date")
+    ) or normalize.parse_time(dag_run.get("run_after"))
+    for ref in refs.task_try_refs(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        map_index=map_index,
+        try_number=try_number,
+        logical_date=None,  # the pushed runId below is the real one
+        ol_namespace="",
+    ):
+        ol_refs.append(ref)
+    return RunEvent(
+        source=source,
+        kind=RunKind.attempt,
+        key=refs.ti_key(dag_id, run_id, task_id, map_index, try_number),
+        parent_key=run_key,
+        root_key=run_key,
+        job=dag_id,
+        name=task_id if map_index < 0 else f"{task_id}[{map_index}]",
+        state=state,
+        started_at=started,
+        ended_at=ended,
+        observed_at=observed_at,
+        nominal_time=instant,
+        attempt=try_number,
+        error=_error(facets, state),
+        attributes={
+            **{k: v for k, v in attributes.items() if v is not None},
+            "airflow.dag_id": dag_id,
+            "airflow.run_id": run_id,
+            "airflow.task_id": task_id,
+            "airflow.map_index": map_index,
+            "airflow.try_number": try_number,
+        },
+        refs=ol_refs,
+    )
+
+
+# --- HTTP ---------------------------------------------------------------------
+
+
+def _problem(exc: InvalidEvent, prefix: Sequence[str | int] = ("body",)) -> dict[str, Any]:
+    return {"detail": [{"loc": [*prefix, *exc.loc], "msg": exc.message, "type": "value_error"}]}
+
+
+def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
+    """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
+    from fastapi import APIRouter, Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    router = APIRouter(tags=["openlineage"])
+
+    def _unauthorized(request: Request) -> JSONResponse | None:
+        if api_key is None:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), api_key):
+            return JSONResponse({"detail": "a valid Bearer API key is required"}, status_code=401)
+        return None
+
+    async def _body(request: Request) -> Any:
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise InvalidEvent([], f"body exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise InvalidEvent([], f"is not JSON: {exc}") from exc
+
+    @router.post("/api/v1/lineage")
+    async def post_lineage(request: Request) -> JSONResponse:
+        if (denied := _unauthorized(request)) is not None:
+            return denied
+        observed_at = datetime.now().astimezone()
+        try:
+            event = validate_event(await _body(request))
+            converted = to_run_event(source, event, observed_at=observed_at) if event else None
+        except InvalidEvent as exc:
+            return JSONResponse(_problem(exc), status_code=422)
+        except ValueError as exc:  # a RunEvent limit (size, key length) the contract enforces
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc)}]}, status_code=422)
+        if converted is not None:
+            await run_in_threadpool(sink.submit, source, [converted])
+        return JSONResponse(
+            {"status": "success", "stored": int(converted is not None)}, status_code=200
+        )
+
+    @router.post("/api/v1/lineage/batch")
+    async def post_lineage_batch(request: Request) -> JSONResponse:
+        if (denied := _unauthorized(request)) is not None:
+            return denied
+        observed_at = datetime.now().astimezone()
+        try:
+            body = await _body(request)
+        except InvalidEvent as exc:
+            return JSONResponse(_problem(exc), status_code=422)
+        if not isinstance(body, list):
+            return JSONResponse(
+                _problem(InvalidEvent([], "must be an array of events")), status_code=422
+            )
+        if len(body) > MAX_BATCH:
+            return JSONResponse(
+                _problem(InvalidEvent([], f"holds {len(body)} events; the limit is {MAX_BATCH}")),
+                status_code=422,
+            )
+        converted: list[RunEvent] = []
+        errors: list[dict[str, Any]] = []
+        for index, item in enumerate(body):
+            try:
+                event = validate_event(item, [index])
+                run_event = to_run_event(source, event, observed_at=observed_at) if event else None
+            except InvalidEvent as exc:
+                loc = exc.loc if exc.loc[:1] == [index] else [index, *exc.loc]
+                errors.append({"index": index, "loc": ["body", *loc], "msg": exc.message})
+                continue
+            except ValueError as exc:
+                errors.append({"index": index, "loc": ["body", index], "msg": str(exc)})
+                continue
+            if run_event is not None:
+                converted.append(run_event)
+        if errors and len(errors) == len(body):
+            return JSONResponse({"detail": errors}, status_code=422)
+        if converted:
+            await run_in_threadpool(sink.submit, source, converted)
+        return JSONResponse(
+            {
+                "status": "partial_success" if errors else "success",
+                "received": len(body),
+                "accepted": len(body) - len(errors),
+                "failed": len(errors),
+                "stored": len(converted),
+                "errors": errors,
+            },
+            status_code=200,
+        )
+
+    return router
