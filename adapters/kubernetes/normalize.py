@@ -368,6 +368,7 @@ def job_event_from_events(
     *,
     source: str,
     observed_at: datetime,
+    job: str | None = None,
 ) -> RunEvent | None:
     """A Job's ending known only from its Events (the object was deleted unseen).
 
@@ -384,7 +385,7 @@ def job_event_from_events(
         source=source,
         kind=RunKind.run,
         key=job_key(ns, name, uid),
-        job=standalone_job_key(ns, name),
+        job=job or standalone_job_key(ns, name),
         name=name,
         state=state,
         ended_at=ended_at,
