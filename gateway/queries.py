@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from gateway.config import Config
-from gateway.store.models import Cursor, Job, Lease, Link, Run, RunEventRow, RunRef, SourceRow
+from gateway.runtime.status import SourceStatus, source_statuses
+from gateway.store.models import Cursor, Job, Link, Run, RunEventRow, RunRef
 
 T = TypeVar("T")
 
@@ -342,66 +344,36 @@ def get_job(session: Session, job_id: str, *, recent: int = 20) -> JobDetail | N
 
 
 @dataclass(frozen=True)
-class SourceStatus:
-    """A configured source and how the runtime last found it."""
+class SourceView:
+    """A configured source: the runtime's status of it plus where its cursor stands."""
 
-    name: str
-    kind: str
-    enabled: bool
-    interval_s: float
-    status: str
-    lag_s: float | None
-    last_poll_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
+    status: SourceStatus
     cursor_updated_at: datetime | None
     cursor_age_s: float | None
-    holder: str | None
 
 
-def list_sources(session: Session, config: Config, *, now: datetime) -> list[SourceStatus]:
-    """Each configured source, in config order, with its stored status.
+def list_sources(engine: Engine, config: Config, *, now: datetime) -> list[SourceView]:
+    """Each configured source, in config order.
 
-    The holder is the lease holder while the lease is live; a lapsed lease
-    means nobody is polling, whatever the status row last said. Error text
-    passes through `Config.redact`, so a secret echoed by a source never leaks.
+    Status, lag, last error (redacted) and lease holder come from
+    `gateway.runtime.source_statuses`, the one place that classifies source
+    health; this adds the age of each source's cursor.
     """
-    names = [s.name for s in config.sources]
-    rows = {
-        r.name: r for r in session.exec(select(SourceRow).where(col(SourceRow.name).in_(names)))
-    }
-    cursors = {
-        c.source: c for c in session.exec(select(Cursor).where(col(Cursor.source).in_(names)))
-    }
-    leases = {ls.name: ls for ls in session.exec(select(Lease).where(col(Lease.name).in_(names)))}
-    out: list[SourceStatus] = []
-    for entry in config.sources:
-        row = rows.get(entry.name)
-        cur = cursors.get(entry.name)
-        lease = leases.get(entry.name)
-        holder = lease.holder if lease and lease.expires_at and lease.expires_at > now else None
-        cursor_at = cur.updated_at if cur else None
-        status = row.status if row else "unknown"
-        if not entry.enabled:
-            status = "disabled"
+    statuses = source_statuses(engine, config, now)
+    names = [s.name for s in statuses]
+    with Session(engine) as session:
+        cursors = {
+            c.source: c.updated_at
+            for c in session.exec(select(Cursor).where(col(Cursor.source).in_(names)))
+        }
+    out = []
+    for status in statuses:
+        at = cursors.get(status.name)
         out.append(
-            SourceStatus(
-                name=entry.name,
-                kind=entry.kind,
-                enabled=entry.enabled,
-                interval_s=entry.interval,
+            SourceView(
                 status=status,
-                lag_s=row.lag_s if row else None,
-                last_poll_at=row.last_poll_at if row else None,
-                last_success_at=row.last_success_at if row else None,
-                last_error=config.redact(row.last_error) if row and row.last_error else None,
-                last_error_at=row.last_error_at if row else None,
-                consecutive_failures=row.consecutive_failures if row else 0,
-                cursor_updated_at=cursor_at,
-                cursor_age_s=(now - cursor_at).total_seconds() if cursor_at else None,
-                holder=holder,
+                cursor_updated_at=at,
+                cursor_age_s=max(0.0, (now - at).total_seconds()) if at else None,
             )
         )
     return out
@@ -415,7 +387,7 @@ __all__ = [
     "LinkView",
     "Page",
     "RunDetail",
-    "SourceStatus",
+    "SourceView",
     "TraceView",
     "get_job",
     "get_run",

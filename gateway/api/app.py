@@ -83,7 +83,7 @@ def create_app(
             # Imported here: a read-only API process never loads the pollers.
             from gateway.runtime import Runtime
 
-            runtime = Runtime(config, engine)
+            runtime = Runtime(config, engine, adapters=built)
             runtime.start()
         try:
             yield

@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import Config
@@ -25,7 +24,7 @@ from gateway.queries import list_sources
 
 log = logging.getLogger("gateway.api.metrics")
 
-SOURCE_STATUSES = ("ok", "degraded", "failing", "unknown", "disabled")
+SOURCE_STATUSES = ("healthy", "degraded", "stale", "unknown", "disabled")
 
 
 class ApiMetrics:
@@ -90,19 +89,19 @@ class SourceStatusCollector(Collector):
             labels=["source"],
         )
         try:
-            with Session(self.engine) as session:
-                statuses = list_sources(session, self.config, now=datetime.now(UTC))
+            views = list_sources(self.engine, self.config, now=datetime.now(UTC))
         except Exception:  # a scrape must not fail because the database is away
             log.warning("source status unavailable for metrics", exc_info=True)
-            statuses = []
-        for s in statuses:
+            views = []
+        for view in views:
+            s = view.status
             for status in SOURCE_STATUSES:
                 up.add_metric([s.name, s.kind, status], 1.0 if s.status == status else 0.0)
             if s.lag_s is not None:
                 lag.add_metric([s.name], s.lag_s)
             failures.add_metric([s.name], float(s.consecutive_failures))
-            if s.cursor_age_s is not None:
-                cursor_age.add_metric([s.name], s.cursor_age_s)
+            if view.cursor_age_s is not None:
+                cursor_age.add_metric([s.name], view.cursor_age_s)
         yield from (up, lag, failures, cursor_age)
 
     def describe(self) -> Iterator[Metric]:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.contract import JobSpec, RunEvent
-from gateway.queries import JobDetail, LinkView, RunDetail, SourceStatus, TraceView
+from gateway.queries import JobDetail, LinkView, RunDetail, SourceView, TraceView
 from gateway.store.models import Job, Link, Run, RunEventRow, RunRef
 
 
@@ -254,13 +254,18 @@ class SourcePublic(BaseModel):
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+    holder: str | None = Field(description="the replica polling it now, if any")
+    lease_expires_at: datetime | None
     cursor_updated_at: datetime | None
     cursor_age_s: float | None
-    holder: str | None
 
     @classmethod
-    def of(cls, s: SourceStatus) -> SourcePublic:
-        return cls(**s.__dict__)
+    def of(cls, view: SourceView) -> SourcePublic:
+        return cls(
+            **view.status.__dict__,
+            cursor_updated_at=view.cursor_updated_at,
+            cursor_age_s=view.cursor_age_s,
+        )
 
 
 class SourcesPublic(BaseModel):

@@ -421,3 +421,64 @@ def test_trace_spans_sources_through_links_with_evidence(api: Api) -> None:
     assert [x["run"]["key"] for x in linked] == ["etl/run1/load"]
     assert_problem(api.client.get("/api/v1/traces/" + "0" * 32, headers=api.viewer), 404)
     assert_problem(api.client.get("/api/v1/runs/nope", headers=api.viewer), 404)
+
+
+def test_sources_show_status_error_redacted_holder_and_cursor_age(engine: Engine) -> None:
+    from gateway.ingest import apply_batch
+    from gateway.runtime.leases import acquire
+    from gateway.runtime.status import record_failure, record_success
+
+    config = parse_config(
+        {
+            "sources": [
+                {
+                    "name": "cron-a",
+                    "kind": "cron",
+                    "interval": "1m",
+                    "options": {"password": "${CRON_PW}"},
+                },
+                {"name": "cron-b", "kind": "cron", "enabled": False},
+            ]
+        },
+        env={"CRON_PW": "hunter2-secret"},
+    )
+    now = datetime.now(UTC)
+    record_success(
+        engine,
+        source="cron-a",
+        kind="cron",
+        interval_s=60,
+        holder="r1",
+        now=now - timedelta(seconds=30),
+    )
+    record_failure(
+        engine,
+        config,
+        source="cron-a",
+        kind="cron",
+        interval_s=60,
+        holder="r1",
+        error="login failed for password hunter2-secret",
+        consecutive_failures=1,
+        last_success_at=now - timedelta(seconds=30),
+        now=now,
+    )
+    acquire(engine, "cron-a", "replica-1", 60, now=now)
+    apply_batch(engine, "cron-a", [], cursor="c-1")
+    app = create_app(config, engine, adapters={"cron-a": object()})
+    token = _bearer(create_token(engine, role="viewer", name="s"))
+    with TestClient(app) as client:
+        sources = client.get("/api/v1/sources", headers=token).json()["data"]
+        metrics = client.get("/metrics").text
+    a, b = sources
+    assert (a["name"], a["status"], a["holder"], a["consecutive_failures"]) == (
+        "cron-a",
+        "degraded",
+        "replica-1",
+        1,
+    )
+    assert "hunter2" not in str(sources) and "***" in a["last_error"]
+    assert a["cursor_age_s"] is not None and a["cursor_age_s"] < 3600
+    assert (b["name"], b["status"], b["holder"]) == ("cron-b", "disabled", None)
+    assert 'switchyard_source_status{kind="cron",source="cron-a",status="degraded"} 1.0' in metrics
+    assert 'switchyard_source_consecutive_failures{source="cron-a"} 1.0' in metrics

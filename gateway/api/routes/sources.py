@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from gateway.api.deps import ConfigDep, SessionDep, ViewerDep
+from gateway.api.deps import ConfigDep, EngineDep, ViewerDep
 from gateway.api.schemas import SourcePublic, SourcesPublic
 from gateway.queries import list_sources
 
@@ -14,6 +14,6 @@ router = APIRouter(prefix="/sources", tags=["sources"])
 
 
 @router.get("", response_model=SourcesPublic)
-def read_sources(session: SessionDep, config: ConfigDep, _caller: ViewerDep) -> SourcesPublic:
-    statuses = list_sources(session, config, now=datetime.now(UTC))
-    return SourcesPublic(data=[SourcePublic.of(s) for s in statuses])
+def read_sources(engine: EngineDep, config: ConfigDep, _caller: ViewerDep) -> SourcesPublic:
+    views = list_sources(engine, config, now=datetime.now(UTC))
+    return SourcesPublic(data=[SourcePublic.of(v) for v in views])
