@@ -23,7 +23,11 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from adapters.airflow import normalize, refs
 from gateway.contract import (
@@ -34,9 +38,6 @@ from gateway.contract import (
     RunKind,
     State,
 )
-
-if TYPE_CHECKING:
-    from fastapi import APIRouter
 
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 _STATE = {
@@ -298,10 +299,6 @@ def _problem(exc: InvalidEvent, prefix: Sequence[str | int] = ("body",)) -> dict
 
 def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
     """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
-    from fastapi import APIRouter, Request
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
     router = APIRouter(tags=["openlineage"])
 
     def _unauthorized(request: Request) -> JSONResponse | None:
