@@ -184,6 +184,12 @@ class LeaseKeeper:
         with self._lock:
             return self._deadline.get(name, 0.0) > time.monotonic()
 
+    def distrust(self, name: str) -> None:
+        """Stop trusting `name` now (a fenced write found it lost); the next
+        round re-acquires it if it is in fact free."""
+        with self._lock:
+            self._deadline.pop(name, None)
+
     def held(self) -> list[str]:
         now = time.monotonic()
         with self._lock:

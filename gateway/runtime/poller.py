@@ -30,10 +30,11 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.config import Config, SourceEntry
 from gateway.contract import Adapter, JobSpec, SourceError, create_adapter
@@ -73,6 +74,7 @@ def poll_once(
     *,
     discover: bool = True,
     lease: tuple[str, str] | None = None,
+    on_applied: Callable[[Connection], None] | None = None,
 ) -> IngestReport:
     """One poll cycle of `adapter`, applied in one transaction; its report.
 
@@ -83,21 +85,25 @@ def poll_once(
     still holds an unexpired lease. A take-over by another replica is an
     update of that row, so it orders strictly before or after this
     transaction: no batch is ever committed by a replica that lost the lease.
-    A `SourceError` from the adapter propagates unchanged and nothing is
-    written.
+    `on_applied(conn)` runs last inside that same transaction (the runtime
+    records the source's status there). A `SourceError` from the adapter
+    propagates unchanged and nothing is written.
     """
     cursor = read_cursor(engine, adapter.name)
     jobs: list[JobSpec] | None = list(adapter.discover()) if discover else None
     result = adapter.poll(cursor)
     if result.jobs is not None:
         jobs = [*(jobs or []), *result.jobs]
-    if lease is None:
+    if lease is None and on_applied is None:
         return apply_batch(engine, adapter.name, result.events, cursor=result.cursor, jobs=jobs)
     check_batch(adapter.name, result.events, jobs or ())
     with engine.begin() as conn:
-        if not holds_lease(conn, *lease):
+        if lease is not None and not holds_lease(conn, *lease):
             raise LeaseLost(adapter.name)
-        return ingest_events(conn, adapter.name, result.events, cursor=result.cursor, jobs=jobs)
+        report = ingest_events(conn, adapter.name, result.events, cursor=result.cursor, jobs=jobs)
+        if on_applied is not None:
+            on_applied(conn)
+        return report
 
 
 def backoff_s(interval_s: float, failures: int, rng: random.Random) -> float:
@@ -184,6 +190,20 @@ class SourcePoller:
         """Poll once and record the outcome; None if it failed or was dropped."""
         started = time.monotonic()
         discover = started >= self._next_discover
+        succeeded_at: list[datetime] = []
+
+        def record(conn: Connection) -> None:
+            now = datetime.now(UTC)
+            succeeded_at.append(now)
+            status.record_success(
+                conn,
+                source=self.name,
+                kind=self.entry.kind,
+                interval_s=self.entry.interval,
+                holder=self.keeper.holder,
+                now=now,
+            )
+
         try:
             if self.adapter is None:
                 self.adapter = create_adapter(self.entry.source_config())
@@ -194,8 +214,11 @@ class SourcePoller:
                 self.adapter,
                 discover=discover,
                 lease=(self.name, self.keeper.holder),
+                on_applied=record,
             )
         except LeaseLost:
+            # Poll no more until the keeper holds the lease again.
+            self.keeper.distrust(self.name)
             log.warning("poller %s: lease lost; batch dropped", self.name)
             return None
         except Exception as exc:
@@ -204,19 +227,9 @@ class SourcePoller:
         self.cycles += 1
         if discover:
             self._next_discover = started + DISCOVER_EVERY * self.entry.interval
-        now = datetime.now(UTC)
         self._failures = 0
-        self._last_success = now
+        self._last_success = succeeded_at[0]
         self._next_due = started + self.entry.interval
-        if self.keeper.holds(self.name):
-            status.record_success(
-                self.engine,
-                source=self.name,
-                kind=self.entry.kind,
-                interval_s=self.entry.interval,
-                holder=self.keeper.holder,
-                now=now,
-            )
         log.debug("poller %s: %d events, %d applied", self.name, report.events, report.applied)
         return report
 

@@ -119,19 +119,22 @@ def load_failures(engine: Engine, source: str) -> tuple[int, datetime | None]:
     return int(row.consecutive_failures or 0), row.last_success_at
 
 
-def _write(engine: Engine, values: dict[str, Any], update: list[str]) -> None:
-    with engine.begin() as conn:
-        stmt = _upsert(conn).values(**values)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[_SOURCE.c.name],
-                set_={k: getattr(stmt.excluded, k) for k in update},
-            )
+def _write(bind: Engine | Connection, values: dict[str, Any], update: list[str]) -> None:
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            _write(conn, values, update)
+        return
+    stmt = _upsert(bind).values(**values)
+    bind.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[_SOURCE.c.name],
+            set_={k: getattr(stmt.excluded, k) for k in update},
         )
+    )
 
 
 def record_success(
-    engine: Engine,
+    bind: Engine | Connection,
     *,
     source: str,
     kind: str,
@@ -139,9 +142,13 @@ def record_success(
     holder: str,
     now: datetime,
 ) -> None:
-    """A poll succeeded: healthy, no lag, failures reset. Keeps `last_error`."""
+    """A poll succeeded: healthy, no lag, failures reset. Keeps `last_error`.
+
+    The runtime calls this inside the ingest transaction, so the cursor and
+    the status that reports it commit together.
+    """
     _write(
-        engine,
+        bind,
         {
             "name": source,
             "kind": kind,

@@ -330,3 +330,100 @@ def test_housekeeping_runs_on_one_replica_only(scripted_kind: None, engine: Engi
         other = "two" if holder == "one" else "one"
         assert calls[other] == 0
         assert calls[holder] >= 5
+
+
+class LeaseThief(ScriptedAdapter):
+    """Another replica takes the lease over while this poll is in flight."""
+
+    def __init__(self, name: str, engine: Engine, **kw: Any) -> None:
+        super().__init__(name, **kw)
+        self.engine = engine
+        self.stolen = False
+
+    def poll(self, cursor: str | None) -> Any:
+        result = super().poll(cursor)
+        if not self.stolen:
+            from gateway.runtime.leases import acquire
+
+            # "now" past any expiry: the take-over statement succeeds.
+            far = datetime.now(UTC) + timedelta(days=1)
+            assert acquire(self.engine, self.name, "thief", 3600, now=far)
+            self.stolen = True
+        return result
+
+
+def test_batch_read_by_a_replica_that_lost_its_lease_is_never_committed(
+    scripted_kind: None, engine: Engine
+) -> None:
+    config = make_config("fenced", interval="0.05s", lease_ttl="3s")
+    adapter = LeaseThief("fenced", engine, available=6)
+    with Runtime(config, engine, adapters={"fenced": adapter}, housekeeping=[]) as rt:
+        assert wait_until(lambda: adapter.stolen and "fenced" not in rt.held())
+        assert rt.pollers["fenced"].cycles == 0
+        polls = adapter.polls
+        time.sleep(0.3)  # six intervals: a poller that lost its lease stays idle
+        assert adapter.polls == polls
+    assert read_cursor(engine, "fenced") is None
+    assert count(engine, RunEventRow) == 0
+    with engine.connect() as conn:
+        holder = conn.execute(sa.select(Lease.__table__.c.holder)).scalar_one()  # type: ignore[attr-defined]
+    assert holder == "thief"  # our stop() did not release someone else's lease
+
+
+def test_runtime_housekeeping_applies_configured_retention(
+    scripted_kind: None, engine: Engine
+) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    from gateway.contract import RunEvent, State
+    from gateway.ingest import apply_batch
+
+    apply_batch(
+        engine,
+        "k8s",
+        [
+            RunEvent(source="k8s", key="old", state=State.succeeded, observed_at=old),
+            RunEvent(source="k8s", key="new", state=State.succeeded, observed_at=datetime.now(UTC)),
+        ],
+    )
+    config = make_config(retention="30d")
+    with Runtime(config, engine, housekeeping_interval_s=0.05) as rt:
+        assert [t.name for t in rt.tasks] == ["retention", "expectations"]
+        assert wait_until(lambda: count(engine, Run) == 1)
+        assert wait_until(lambda: rt.housekeeper is not None and rt.housekeeper.rounds >= 1)
+        assert rt.housekeeper is not None
+        assert rt.housekeeper.last_counts.get("retention") in (0, 1)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(Run.__table__.c.key)).scalar_one() == "new"  # type: ignore[attr-defined]
+
+
+def test_python_m_runtime_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "switchyard.yaml"
+    bad.write_text("sources:\n  - name: x\n    kind: nosuchkind\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.runtime", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "sources[0].kind" in proc.stderr and "nosuchkind" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_python_m_runtime_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "switchyard.yaml"
+    cfg.write_text(f"database_url: sqlite:///{tmp_path / 'empty.db'}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.runtime", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "switchyard db upgrade" in proc.stderr
