@@ -128,6 +128,12 @@ def _server_time(headers: Mapping[str, str]) -> datetime | None:
         return None
 
 
+def _token_refused(body: bytes | None) -> bool:
+    # Airflow 3.3 answers 403 {"detail": "Invalid JWT token"} for a token it cannot
+    # verify (401 is for a missing or expired one): both call for a new token.
+    return bool(body) and b"JWT" in (body or b"")
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -186,11 +192,15 @@ class _HttpCore:
                 ) from exc
             except httpx.HTTPError as exc:
                 raise self._fail(f"cannot reach {self.settings.base_url}: {exc}") from exc
-            if response.status_code == 401 and attempt == 0:
+            refused = response.status_code == 401 or (
+                response.status_code == 403 and _token_refused(response.content)
+            )
+            if refused and attempt == 0:
                 continue
-            if response.status_code == 401:
+            if refused:
                 raise self._fail(
-                    f"401 from {method} {url} even with a new credential", retryable=False
+                    f"{response.status_code} from {method} {url} even with a new credential",
+                    retryable=False,
                 )
             if response.status_code in ok:
                 return response
@@ -411,10 +421,13 @@ class V2Client(_HttpCore):
                 raise self._fail(f"cannot reach {self.settings.base_url}: {exc}") from exc
             except OSError as exc:
                 raise self._fail(f"cannot reach {self.settings.base_url}: {exc}") from exc
-            if status == 401 and attempt == 0:
+            refused = status == 401 or (status == 403 and _token_refused(data))
+            if refused and attempt == 0:
                 continue
-            if status == 401:
-                raise self._fail("401 even with a new token from /auth/token", retryable=False)
+            if refused:
+                raise self._fail(
+                    f"{status} even with a new token from /auth/token", retryable=False
+                )
             if status not in ok:
                 text = data.decode(errors="replace")[:300] if data else ""
                 raise self._fail(

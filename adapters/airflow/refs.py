@@ -64,8 +64,10 @@ def ti_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: i
 
 
 def ti_label_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    parts = (dag_id, run_id, task_id, str(map_index), str(try_number))
-    return "/".join(make_safe_label_value(p) for p in parts)
+    # Numbers stay as they are: a non-negative map_index and the try number are
+    # already safe, and KPO omits the map_index label for -1 rather than sanitise it.
+    names = "/".join(make_safe_label_value(p) for p in (dag_id, run_id, task_id))
+    return f"{names}/{int(map_index)}/{int(try_number)}"
 
 
 def generate_static_uuid(instant: datetime, data: bytes) -> uuid.UUID:
