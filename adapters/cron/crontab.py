@@ -203,7 +203,7 @@ _SYSLOG_PREFIX = re.compile(
     r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)"
     r" (?P<host>\S+) (?P<ident>[A-Za-z]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$"
 )
-_MESSAGE = re.compile(r"^\((?P<user>[^)]*)\) (?P<event>[A-Z]+) \((?P<detail>.*)\)$")
+_MESSAGE = re.compile(r"^\((?P<user>[^)]*)\) (?P<event>[A-Za-z]+) \((?P<detail>.*)\)$")
 _PID_PREFIX = re.compile(r"^\[(\d+)\] (.*)$", re.S)
 _GRANDCHILD = re.compile(
     r"^grandchild #(?P<pid>\d+) (?:failed with exit status (?P<status>\d+)"
