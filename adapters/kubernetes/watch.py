@@ -189,8 +189,12 @@ class StreamWatcher(threading.Thread):
         resp = fn(**kwargs)
         self._resp = resp
         try:
+            if self._stopping.is_set():  # stop() ran before _resp was set
+                return
             first = True
             for line in _lines(resp):
+                if self._stopping.is_set():
+                    return
                 event = json.loads(line)
                 type_, obj = event.get("type"), event.get("object") or {}
                 if type_ == "ERROR":
@@ -209,8 +213,6 @@ class StreamWatcher(threading.Thread):
                 self.handler.on_change(self.spec, str(type_), obj, rv)
                 if rv:
                     self.resource_version = rv
-                if self._stopping.is_set():
-                    return
         finally:
             self._resp = None
             resp.release_conn()

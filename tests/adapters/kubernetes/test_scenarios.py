@@ -99,7 +99,7 @@ def test_deadline_exceeded_job_fails_with_that_reason(cluster: Cluster, reader: 
             and ev[_pod_key(pod)].state is State.cancelled
         )
     )
-    assert latest[_job_key(job)].error.kind == "DeadlineExceeded"  # type: ignore[union-attr]
+    assert latest[_job_key(job)].error.kind == "DeadlineExceeded"
 
 
 def test_failed_scheduling_event_is_error_evidence_on_the_pending_pod(
@@ -119,8 +119,8 @@ def test_failed_scheduling_event_is_error_evidence_on_the_pending_pod(
     )
     attempt = latest[_pod_key(pod)]
     assert attempt.state is State.queued
-    assert attempt.error.kind == "FailedScheduling"  # type: ignore[union-attr]
-    assert "Insufficient memory" in (attempt.error.message or "")  # type: ignore[union-attr]
+    assert attempt.error.kind == "FailedScheduling"
+    assert "Insufficient memory" in (attempt.error.message or "")
     assert attempt.attributes["k8s.events"][0]["reason"] == "FailedScheduling"
 
 
@@ -135,7 +135,7 @@ def test_image_pull_backoff_is_evidence_from_the_container_state(
     latest = reader.until(
         lambda ev: ev.get(_pod_key(pod)) is not None and ev[_pod_key(pod)].error is not None
     )
-    assert latest[_pod_key(pod)].error.kind == "ImagePullBackOff"  # type: ignore[union-attr]
+    assert latest[_pod_key(pod)].error.kind == "ImagePullBackOff"
 
 
 def test_watch_broken_mid_stream_resumes_without_losing_a_change(
