@@ -482,3 +482,55 @@ def test_sources_show_status_error_redacted_holder_and_cursor_age(engine: Engine
     assert (b["name"], b["status"], b["holder"]) == ("cron-b", "disabled", None)
     assert 'switchyard_source_status{kind="cron",source="cron-a",status="degraded"} 1.0' in metrics
     assert 'switchyard_source_consecutive_failures{source="cron-a"} 1.0' in metrics
+
+
+class PushAdapter:
+    """A source that receives pushes at `/push/{key}` and hands them to the sink."""
+
+    kind = "cron"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed = False
+
+    def discover(self) -> list[Any]:
+        return []
+
+    def poll(self, cursor: str | None) -> Any:
+        from gateway.contract import PollResult
+
+        return PollResult(events=[], cursor=cursor)
+
+    def routes(self, sink: Any) -> Any:
+        from fastapi import APIRouter
+
+        from gateway.contract import RunEvent, State
+
+        router = APIRouter()
+
+        @router.post("/push/{key}")
+        def push(key: str) -> dict[str, str]:
+            sink.submit(
+                self.name,
+                [RunEvent(source=self.name, key=key, state=State.succeeded, observed_at=T0)],
+            )
+            return {"ok": key}
+
+        return router
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_adapter_push_routes_are_mounted_with_a_committing_sink(engine: Engine) -> None:
+    config = parse_config({"sources": [{"name": "pusher", "kind": "cron"}]})
+    adapter = PushAdapter("pusher")
+    app = create_app(config, engine, adapters={"pusher": adapter})
+    token = _bearer(create_token(engine, role="viewer", name="p"))
+    with TestClient(app) as client:
+        assert client.post("/push/job-7").json() == {"ok": "job-7"}
+        runs = client.get("/api/v1/runs", headers=token).json()["data"]
+        metrics = client.get("/metrics").text
+    assert [(r["source"], r["key"], r["state"]) for r in runs] == [("pusher", "job-7", "succeeded")]
+    assert 'route="/push/{key}"' in metrics
+    assert adapter.closed
