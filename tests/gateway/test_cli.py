@@ -161,3 +161,22 @@ def test_db_prune_removes_old_finished_runs(env: dict[str, str], sqlite_engine: 
     bad = runner.invoke(app, ["db", "prune", "--older-than", "soon"])
     assert bad.exit_code == 2 and "--older-than" in bad.output
     engine.dispose()
+
+
+def test_poll_once_ingests_and_prints_what_it_did(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.scripted_adapter import write_entry_point_dist
+
+    plugins = tmp_path / "plugins"
+    write_entry_point_dist(plugins)
+    monkeypatch.syspath_prepend(str(plugins))
+    path = write(tmp_path, "sources: [{name: s1, kind: scripted, options: {available: 4}}]\n")
+    first = runner.invoke(app, ["poll-once", "s1", "--config", path])
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == (
+        "s1: 4 event(s): 4 applied, 0 duplicate(s); runs 2 created, 0 updated; "
+        "links 0 created; jobs 1; cursor 4"
+    )
+    again = runner.invoke(app, ["poll-once", "s1", "--config", path])
+    assert "0 event(s)" in again.output and again.output.strip().endswith("cursor 4")
