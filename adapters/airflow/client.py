@@ -123,9 +123,12 @@ def _server_time(headers: Mapping[str, str]) -> datetime | None:
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value)
+        parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    # A header we cannot read as one aware instant (e.g. two Date headers joined by a
+    # proxy) is ignored: the poller then falls back to its own clock.
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _token_refused(body: bytes | None) -> bool:
