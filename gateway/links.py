@@ -94,7 +94,10 @@ def write_refs_and_links(
             source = runs[run_id]
             for other_id, other_source in earlier.items():
                 first, second = sorted(((run_id, source), (other_id, other_source)))
-                links[(first[0], second[0], relation)] = {
+                pair = (first[0], second[0], relation)
+                if pair in links and _evidence_value(links[pair]["evidence"]) <= value:
+                    continue  # the least shared value is the evidence, whatever the order
+                links[pair] = {
                     "from_run_id": first[0],
                     "to_run_id": second[0],
                     "strength": LinkStrength.exact.value,
@@ -115,9 +118,39 @@ def write_refs_and_links(
     created = 0
     if links:
         link = table("link")
+        _keep_least_evidence(conn, links)
         stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
-        created = len(conn.execute(stmt, list(links.values())).all())
+        if links:
+            created = len(conn.execute(stmt, list(links.values())).all())
     return len(new_refs), created
+
+
+def _evidence_value(evidence: Mapping[str, Any]) -> str:
+    return str(evidence["ref"]["value"])
+
+
+def _keep_least_evidence(
+    conn: Connection, links: dict[tuple[str, str, str], dict[str, Any]]
+) -> None:
+    """Settle links that already exist: the least shared ref value is their evidence.
+
+    Two runs may share several values of one namespace; whichever arrives first,
+    the stored evidence is the same. Drops settled pairs from `links`.
+    """
+    link = table("link")
+    key = sa.tuple_(link.c.from_run_id, link.c.to_run_id, link.c.relation)
+    existing: list[sa.Row[Any]] = []
+    for part in chunks(list(links)):
+        query = sa.select(
+            link.c.id, link.c.from_run_id, link.c.to_run_id, link.c.relation, link.c.evidence
+        ).where(key.in_(part), link.c.strength == LinkStrength.exact.value)
+        existing.extend(conn.execute(query).all())
+    for link_id, from_id, to_id, relation, evidence in existing:
+        wanted = links.pop((from_id, to_id, relation))
+        if _evidence_value(wanted["evidence"]) < _evidence_value(evidence):
+            conn.execute(
+                link.update().where(link.c.id == link_id).values(evidence=wanted["evidence"])
+            )
 
 
 __all__ = [
