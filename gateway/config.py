@@ -111,7 +111,8 @@ class Config(BaseModel):
     @field_validator("retention", mode="before")
     @classmethod
     def _retention(cls, v: Any) -> float | None:
-        if v is None or v in ("off", "none", "never"):
+        # YAML reads a bare `off`/`no` as False: that, too, means keep everything.
+        if v is None or v is False or v in ("off", "none", "never"):
             return None
         return parse_duration(v)
 
