@@ -1,0 +1,1 @@
+"""Helpers for the crash test: a writer process that the test kills with SIGKILL."""
