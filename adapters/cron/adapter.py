@@ -25,6 +25,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,7 @@ class CronAdapter:
                 self.name, f"unknown option(s): {', '.join(sorted(opts))}", retryable=False
             )
         self.control = ControlState(str(control_file))
+        self._closers: list[Callable[[], None]] = []
         try:
             self._check_jobs = [check_job(self.name, u, c) for u, c in self.checks.items()]
         except ValueError as exc:
@@ -124,6 +126,14 @@ class CronAdapter:
         from adapters.cron.pings import cron_router
 
         return cron_router(self, sink)
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run `closer` when the gateway closes this adapter (the routes' threads)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
 
     def pause(self, job_key: str) -> None:
         self.control.set(job_key, True)

@@ -26,9 +26,11 @@ are authenticated, and a whole spool replays in one request, in order.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,10 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 PING_METHODS = ["GET", "POST", "HEAD"]
 MAX_OPEN_STARTS = 10_000
 MAX_REPORT_BODY = 16 * 1024 * 1024
+# Threads that wait for a ping's commit. They only block on the sink, so there
+# can be many: the more pings wait at once, the larger the group each commit
+# carries (the shared default pool of 40 would cap every group at 40).
+COMMIT_WAITERS = 256
 
 
 class PingBook:
@@ -86,6 +92,12 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
     book = PingBook()
     source = adapter.name
     limit = adapter.ping_body_limit
+    waiters = ThreadPoolExecutor(COMMIT_WAITERS, thread_name_prefix=f"{source}-ping")
+    adapter.on_close(lambda: waiters.shutdown(wait=True))
+
+    async def submit(events: list[RunEvent], jobs: list[JobSpec]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(waiters, lambda: sink.submit(source, events, jobs=jobs))
 
     def answer(text: str, status: int = 200) -> Response:
         return PlainTextResponse(text, status_code=status, headers={"Ping-Body-Limit": str(limit)})
@@ -137,7 +149,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         jobs: list[JobSpec] = []
         if check is None and job not in book.jobs_sent:  # auto-provisioned on first ping
             jobs.append(check_job(source, uuid, None))
-        await run_in_threadpool(sink.submit, source, [event], jobs=jobs)
+        await submit([event], jobs)
         book.jobs_sent.add(job)
         return answer("OK")
 
@@ -194,7 +206,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
                     raise CronPayloadError(f"reports[{i}]: {exc}") from exc
         except (CronPayloadError, ValueError) as exc:
             raise HTTPException(422, str(exc)) from exc
-        await run_in_threadpool(sink.submit, source, events)
+        await submit(events, [])
         return JSONResponse({"accepted": len(events)})
 
     @router.post("/api/v1/cron/jobs", dependencies=[Depends(authorised)], tags=["cron"])
@@ -205,7 +217,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             specs = host_jobs(source, payload)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        await run_in_threadpool(sink.submit, source, [], jobs=specs)
+        await submit([], specs)
         return JSONResponse({"jobs": len(specs)})
 
     @router.get("/api/v1/cron/instructions", dependencies=[Depends(authorised)], tags=["cron"])

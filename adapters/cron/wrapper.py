@@ -312,7 +312,7 @@ def run_job(
                 error="exec_failed",
                 message=str(exc),
             ),
-            FINISH_FLUSH_BUDGET_S,
+            max(FINISH_FLUSH_BUDGET_S, 2 * gateway.timeout),
         )
         return code
 
@@ -351,7 +351,7 @@ def run_job(
         output_bytes=tail.total,
     )
     reporter.join()  # the start is spooled before the finish, so order holds
-    deliver(finish, FINISH_FLUSH_BUDGET_S)
+    deliver(finish, max(FINISH_FLUSH_BUDGET_S, 2 * gateway.timeout))
     return code
 
 
@@ -374,8 +374,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=REPORT_TIMEOUT_S,
-        help="seconds per HTTP request to the gateway (default 2)",
+        default=float(os.environ.get("SWITCHYARD_TIMEOUT") or REPORT_TIMEOUT_S),
+        help="seconds per HTTP request to the gateway (env SWITCHYARD_TIMEOUT, default 2)",
     )
     parser.add_argument(
         "--host",

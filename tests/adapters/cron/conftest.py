@@ -171,6 +171,8 @@ def run_wrapper(
         "SWITCHYARD_TOKEN": token,
         "SWITCHYARD_SPOOL": str(spool),
         "SWITCHYARD_HOST": "host-a",
+        # generous: other test suites share this machine's two cores
+        "SWITCHYARD_TIMEOUT": "15",
         **(extra_env or {}),
     }
     return subprocess.run(

@@ -1,0 +1,186 @@
+"""Healthchecks-style pings per second through the real gateway, against a do-nothing floor.
+
+    .venv/bin/python bench/ping.py [--seconds 10] [--clients 64] [--json]
+
+Starts the gateway (`create_app` with one cron source, SQLite WAL in a temp
+directory unless `--database-url`) under uvicorn on 127.0.0.1 in a child
+process, then drives it from this process with keep-alive HTTP/1.1 clients:
+
+1. `GET /ping/<uuid>` — one event each, answered only once committed (the
+   cron routes submit to `GroupCommitSink`, which commits concurrent pings
+   in one transaction);
+2. `GET /bench/noop` on the same app and middleware — the floor.
+
+Prints pings/s, floor/s, their ratio and the ping p95 latency; `--json` prints
+`pings_per_s`, `floor_per_s`, `ratio_to_floor`, `p95_ms` (and a few more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def serve(database_url: str, port_file: str, control_file: str) -> None:
+    """Child process: the gateway app plus a no-op route, on an ephemeral port."""
+    sys.path.insert(0, str(ROOT))
+    import uvicorn
+    from fastapi.responses import PlainTextResponse
+
+    from gateway.api.app import create_app
+    from gateway.config import Config, SourceEntry
+    from gateway.store.db import make_engine
+    from gateway.store.migrate import upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    options = {"token": "bench", "control_file": control_file}
+    config = Config(sources=[SourceEntry(name="cron-bench", kind="cron", options=options)])
+    app = create_app(config, engine)
+
+    async def noop() -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    app.add_api_route("/bench/noop", noop, methods=["GET"])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        Path(port_file + ".tmp").write_text(str(port))
+        os.replace(port_file + ".tmp", port_file)
+        await task
+
+    asyncio.run(main())
+
+
+async def _client(
+    port: int, paths: list[str], deadline: float, latencies: list[float], errors: list[str]
+) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done = 0
+    i = 0
+    try:
+        while time.perf_counter() < deadline:
+            path = paths[i % len(paths)]
+            i += 1
+            t0 = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+            if not head.startswith(b"HTTP/1.1 200") or body != b"OK":
+                errors.append(head.split(b"\r\n", 1)[0].decode() + " " + body[:80].decode())
+            done += 1
+    finally:
+        writer.close()
+    return done
+
+
+async def drive(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+    counts = await asyncio.gather(
+        *(
+            _client(port, paths[c::clients] or paths, deadline, latencies, errors)
+            for c in range(clients)
+        )
+    )
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    latencies.sort()
+    return {
+        "per_s": sum(counts) / elapsed,
+        "requests": float(sum(counts)),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": latencies[int(len(latencies) * 0.95)] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--checks", type=int, default=500, help="distinct ping uuids")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("URL", "PORT_FILE", "CONTROL"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="switchyard-bench-ping-") as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        port_file = f"{tmp}/port"
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", url, port_file, f"{tmp}/control.json"],
+            cwd=str(ROOT),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not os.path.exists(port_file):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the gateway did not start")
+                time.sleep(0.05)
+            port = int(Path(port_file).read_text())
+            pings = [f"/ping/{uuid.uuid4()}" for _ in range(args.checks)]
+            # Warm up: auto-provision every check's job once, and the no-op route.
+            asyncio.run(drive(port, pings, min(args.clients, 16), 1.0))
+            asyncio.run(drive(port, ["/bench/noop"], args.clients, 1.0))
+            ping = asyncio.run(drive(port, pings, args.clients, args.seconds))
+            floor = asyncio.run(drive(port, ["/bench/noop"], args.clients, args.seconds))
+        finally:
+            server.terminate()
+            server.wait(30)
+
+    result = {
+        "pings_per_s": round(ping["per_s"], 1),
+        "floor_per_s": round(floor["per_s"], 1),
+        "ratio_to_floor": round(ping["per_s"] / floor["per_s"], 3),
+        "p95_ms": round(ping["p95_ms"], 2),
+        "p50_ms": round(ping["p50_ms"], 2),
+        "floor_p95_ms": round(floor["p95_ms"], 2),
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "pings": int(ping["requests"]),
+        "database": "postgresql" if url.startswith("postgres") else "sqlite",
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"pings:  {result['pings_per_s']:>9.1f}/s  p50 {result['p50_ms']:.2f} ms  "
+        f"p95 {result['p95_ms']:.2f} ms  ({result['pings']} pings, {args.clients} clients, "
+        f"{result['database']})"
+    )
+    print(f"floor:  {result['floor_per_s']:>9.1f}/s  p95 {result['floor_p95_ms']:.2f} ms")
+    print(f"ratio:  {result['ratio_to_floor']:.3f} of the floor")
+
+
+if __name__ == "__main__":
+    main()
