@@ -386,6 +386,9 @@ def job_spec(
         schedule_native = schedule_native.get("value") or str(schedule_native)
     tags = [t["name"] if isinstance(t, Mapping) else str(t) for t in dag.get("tags") or []]
     owners = [str(o) for o in dag.get("owners") or []]
+    if not owners:
+        # Airflow 2.10 can report `owners: []` while every task names its owner.
+        owners = sorted({str(t["owner"]) for t in tasks if t.get("owner") not in (None, "airflow")})
     labels = {f"tag.{t}": "true" for t in tags}
     definition = {
         k: dag.get(k)

@@ -86,3 +86,44 @@ def test_discover_from_recorded_dags() -> None:
     }
     assert failure.tasks[0].arguments["bash_command"] == "echo never"
     assert specs["sy_mapped"].tasks[0].arguments["_is_mapped"] is True
+
+
+V1 = vcr.VCR(
+    cassette_library_dir=str(Path(__file__).parent / "cassettes" / "airflow-2.10.5"),
+    record_mode="none",
+)
+
+
+def _v1_adapter() -> AirflowAdapter:
+    options = {"url": "http://airflow.test:8080", "api": "v1", "username": "admin", "password": "x"}
+    return create(SourceConfig(name="recorded2", kind="airflow", options=options))
+
+
+def test_airflow2_v1_poll_reads_tries_states_and_text_log_errors() -> None:
+    adapter = _v1_adapter()
+    with V1.use_cassette("poll_initial.yaml"):
+        result = adapter.poll(None)
+    events = {e.key: e for e in result.events}
+    run = events["sy2_failure/manual_sy2_1"]
+    assert run.state is State.failed
+    assert {(r.namespace, r.value) for r in run.refs} >= {("kestra.execution", "6aBc")}
+    for try_number in (1, 2):
+        attempt = events[f"sy2_failure/manual_sy2_1/explode/-1/{try_number}"]
+        assert attempt.state is State.failed
+        assert attempt.error is not None
+        assert attempt.error.message == "ValueError: switchyard-marker: the orders file has 0 rows"
+    assert events["sy2_failure/manual_sy2_1/after/-1/0"].state is State.skipped
+    assert events["sy2_failure/manual_sy2_1/ok/-1/1"].state is State.succeeded
+    before = adapter.client.requests
+    with V1.use_cassette("poll_idle.yaml"):
+        assert adapter.poll(result.cursor).events == []
+    assert adapter.client.requests - before == 2
+
+
+def test_airflow2_v1_discover() -> None:
+    with V1.use_cassette("discover.yaml"):
+        specs = _v1_adapter().discover()
+    assert [s.key for s in specs] == ["sy2_failure"]
+    assert specs[0].edges == [("explode", "after")]
+    assert specs[0].owner == "payments"
+    assert specs[0].source_text is not None and "sy2_failure" in specs[0].source_text
