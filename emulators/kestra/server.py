@@ -125,9 +125,16 @@ class KestraEmulator:
     `token`, when set, is required as `Authorization: Bearer <token>`.
     """
 
-    def __init__(self, *, clock: Callable[[], datetime] = _now, token: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = _now,
+        token: str | None = None,
+        port: int = 0,
+    ) -> None:
         self.state = KestraState(clock=clock)
         self.token = token
+        self.port = port
         self.exchanges: list[Exchange] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -135,7 +142,7 @@ class KestraEmulator:
     # lifecycle -----------------------------------------------------------
     def start(self) -> KestraEmulator:
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="kestra-emulator", daemon=True

@@ -22,7 +22,7 @@ from migration_tools.translate.model import (
     TranslationError,
 )
 from migration_tools.translate.rules import RuleError, Rules, default_rules, load_rules
-from migration_tools.translate.validate import FlowProblem, validate_flow
+from migration_tools.translate.validate import FlowProblem, FlowValidator, check_flow, validate_flow
 
 DEFAULT_NAMESPACE = "switchyard.migrated"
 
@@ -67,12 +67,14 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "PLACEHOLDER_MARK",
     "FlowProblem",
+    "FlowValidator",
     "Placeholder",
     "Readiness",
     "RuleError",
     "Rules",
     "Translation",
     "TranslationError",
+    "check_flow",
     "default_rules",
     "eventbridge_to_cron",
     "load_rules",

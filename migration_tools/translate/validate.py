@@ -12,8 +12,9 @@ the common fields, since users may add rules for any plugin.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -254,3 +255,25 @@ def validate_flow(flow: Any, *, kestra_version: str = "1") -> list[FlowProblem]:
     if "retry" in flow:
         check.retry("retry", flow["retry"])
     return check.problems
+
+
+class FlowValidator(Protocol):
+    """A Kestra server's validation endpoint (`KestraApi.validate` fits)."""
+
+    def validate(self, yaml_text: str) -> Sequence[Any]: ...
+
+
+def check_flow(
+    yaml_text: str, *, kestra_version: str = "1", server: FlowValidator | None = None
+) -> list[FlowProblem]:
+    """Structural problems, then (when a server is given and none were found)
+    the server's own constraint violations from `POST /flows/validate`."""
+    problems = validate_flow(yaml_text, kestra_version=kestra_version)
+    if problems or server is None:
+        return problems
+    for verdict in server.validate(yaml_text):
+        constraints = getattr(verdict, "constraints", None)
+        if constraints:
+            for line in str(constraints).splitlines():
+                problems.append(FlowProblem(f"(server, document {verdict.index})", line))
+    return problems

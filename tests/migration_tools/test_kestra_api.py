@@ -214,3 +214,18 @@ def test_the_openapi_check_catches_a_response_missing_required_fields() -> None:
     assert check_exchange(unknown_param) == [
         "GET /api/v1/{tenant}/executions/search: query parameter 'flowId' is not declared"
     ]
+
+
+def test_check_flow_asks_the_server_only_after_the_structural_checks_pass(
+    api: KestraApi, kestra: KestraEmulator
+) -> None:
+    from migration_tools.translate import check_flow
+
+    assert check_flow(_crontab_flow(), server=api) == []
+    asked = len(kestra.exchanges)
+    broken = _crontab_flow().replace("cron: 5 * * * *", "cron: ''")
+    problems = check_flow(broken, server=api)
+    assert [str(p) for p in problems] == [
+        "triggers[0].cron: required by io.kestra.plugin.core.trigger.Schedule"
+    ]
+    assert len(kestra.exchanges) == asked  # the server was not asked

@@ -141,3 +141,17 @@ def test_label_keys_must_start_with_a_lower_case_letter() -> None:
 def test_empty_task_list_and_unparseable_yaml_are_problems() -> None:
     assert _messages(_flow(tasks=[])) == ["tasks: a flow needs at least one task"]
     assert _messages("id: [unclosed")[0].startswith("(document): not valid YAML")
+
+
+def test_check_flow_reports_the_server_constraints_line_by_line() -> None:
+    from migration_tools.kestra_api import FlowValidation
+    from migration_tools.translate import check_flow, render_yaml
+
+    class Server:
+        def validate(self, yaml_text: str) -> list[FlowValidation]:
+            return [FlowValidation(0, "orders_etl", "company.team", "a: bad\nb: worse")]
+
+    assert [str(p) for p in check_flow(render_yaml(GOOD), server=Server())] == [
+        "(server, document 0): a: bad",
+        "(server, document 0): b: worse",
+    ]
