@@ -246,21 +246,27 @@ def _merge_runs(
 
     _place_in_trees(conn, source, merged, by_run, now)
 
-    rows: list[dict[str, Any]] = []
+    created: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
     for run_id, span in merged.items():
         row = span.row()
         row["updated_at"] = now
-        row["created_at"] = now
-        rows.append(row)
         if run_id in stored:
-            report.runs_updated += 1
+            updated.append({f"b_{name}": value for name, value in row.items()})
         else:
-            report.runs_created += 1
-    conn.execute(_run_upsert(conn), rows)
+            row["created_at"] = now
+            created.append(row)
+    # Plain INSERT/UPDATE rather than an upsert: the rows were read under the
+    # batch's lock, and generic statements stay in SQLAlchemy's compiled cache.
+    if created:
+        conn.execute(run.insert(), created)
+    if updated:
+        conn.execute(_run_update(), updated)
+    report.runs_created, report.runs_updated = len(created), len(updated)
     report.run_ids = list(merged)
 
     conn.execute(
-        dialect_insert(conn, run_event).on_conflict_do_nothing(),
+        run_event.insert(),
         [
             {
                 "digest": p.digest,
@@ -354,14 +360,17 @@ def _refold(
     return result
 
 
-def _run_upsert(conn: Connection) -> Any:
+def _run_update() -> Any:
     run = table("run")
-    stmt = dialect_insert(conn, run)
-    keep = {"id", "created_at"}
-    return stmt.on_conflict_do_update(
-        index_elements=[run.c.id],
-        set_={c.name: stmt.excluded[c.name] for c in run.columns if c.name not in keep},
+    return (
+        run.update()
+        .where(run.c.id == sa.bindparam("b_id"))
+        .values({c.name: sa.bindparam(f"b_{c.name}") for c in run.columns if c.name in SPAN_SET})
+        .values(updated_at=sa.bindparam("b_updated_at"))
     )
+
+
+SPAN_SET = frozenset(SPAN_COLUMNS) - {"id"}
 
 
 def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> None:
@@ -396,14 +405,14 @@ def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> No
 
 
 def _write_cursor(conn: Connection, source: str, value: str | None, now: datetime) -> None:
+    # Update-then-insert is safe here: the batch holds its source's lock
+    # (PostgreSQL) or the database's write lock (SQLite).
     cursor = table("source_cursor")
-    stmt = dialect_insert(conn, cursor).values(source=source, value=value, updated_at=now)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[cursor.c.source],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
+    changed = conn.execute(
+        cursor.update().where(cursor.c.source == source).values(value=value, updated_at=now)
     )
+    if changed.rowcount == 0:
+        conn.execute(cursor.insert().values(source=source, value=value, updated_at=now))
 
 
 def read_cursor(target: Engine | Connection, source: str) -> str | None:

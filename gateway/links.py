@@ -114,7 +114,8 @@ def write_refs_and_links(
                 earlier[run_id] = source
 
     if new_refs:
-        conn.execute(dialect_insert(conn, run_ref).on_conflict_do_nothing(), new_refs)
+        # Filtered against the holders read under the ref-bucket lock above.
+        conn.execute(run_ref.insert(), new_refs)
     created = 0
     if links:
         link = table("link")
