@@ -149,8 +149,9 @@ def running_gateway(engine: Engine, tmp_path: Path, **options: Any) -> Iterator[
 
 
 @pytest.fixture
-def cron_gateway(sqlite_engine: Engine, tmp_path: Path) -> Iterator[CronGateway]:
-    with running_gateway(sqlite_engine, tmp_path) as gw:
+def cron_gateway(engine: Engine, tmp_path: Path) -> Iterator[CronGateway]:
+    """The gateway on SQLite and on PostgreSQL (the `engine` fixture's two params)."""
+    with running_gateway(engine, tmp_path) as gw:
         yield gw
 
 

@@ -188,3 +188,66 @@ def test_cron_log_lines_become_runs_without_a_wrapper(
         )
     assert host.sync(gw)["runs_reported"] == 1  # only the new line, from the saved offset
     assert {r["job"]: r for r in gw.runs()}[_key_for(gw, "run-parts")]["state"] == State.succeeded
+
+
+# journalctl(1) stand-in: prints cron's entries after the cursor it is given.
+FAKE_JOURNALCTL = """\
+#!/bin/sh
+echo "$@" >> "$JOURNAL_ARGS"
+case "$*" in
+  *--after-cursor*c2*) ;;
+  *) cat "$JOURNAL_FILE" ;;
+esac
+"""
+
+
+def test_journald_lines_become_runs_and_the_cursor_is_resumed(
+    cron_gateway: CronGateway, tmp_path: Path
+) -> None:
+    gw, host = cron_gateway, Host(tmp_path / "host")
+    entries = [
+        {
+            "__CURSOR": "c1",
+            "SYSLOG_IDENTIFIER": "CRON",
+            "_PID": "900",
+            "_HOSTNAME": "host-a",
+            "__REALTIME_TIMESTAMP": "1795000000000000",
+            "MESSAGE": "(root) CMD (/bin/nightly)",
+        },
+        {
+            "__CURSOR": "c2",
+            "SYSLOG_IDENTIFIER": "CRON",
+            "_PID": "900",
+            "_HOSTNAME": "host-a",
+            "__REALTIME_TIMESTAMP": "1795000060000000",
+            "MESSAGE": "(root) END (/bin/nightly)",
+        },
+    ]
+    journal = tmp_path / "journal.json"
+    journal.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    journalctl = tmp_path / "journalctl"
+    journalctl.write_text(FAKE_JOURNALCTL)
+    journalctl.chmod(0o755)
+    args_log = tmp_path / "journal-args"
+    common = [
+        "sync",
+        "--no-user-crontab",
+        "--system-crontab",
+        str(host.system),
+        "--cron-d",
+        str(host.etc / "cron.d"),
+        "--state-dir",
+        str(host.state),
+        "--journal",
+        "--journalctl-cmd",
+        str(journalctl),
+    ]
+    env = {"JOURNAL_FILE": str(journal), "JOURNAL_ARGS": str(args_log)}
+    first = run_wrapper(common, url=gw.url, spool=tmp_path / "spool", extra_env=env)
+    assert first.returncode == 0, first.stderr.decode()
+    assert json.loads(first.stdout)["runs_reported"] == 2
+    (run,) = gw.runs()
+    assert (run["state"], run["attributes"]["cron.origin"]) == (State.succeeded, "cronlog")
+    second = run_wrapper(common, url=gw.url, spool=tmp_path / "spool", extra_env=env)
+    assert json.loads(second.stdout)["runs_reported"] == 0
+    assert "--after-cursor c2" in args_log.read_text().splitlines()[1]
