@@ -85,7 +85,8 @@ def translate_lambda(spec: JobSpec, draft: FlowDraft, rules: Rules) -> None:
     payloads: set[str] = set()
     for i, raw in enumerate(schedule_rules):
         if not isinstance(raw, dict) or not raw.get("ScheduleExpression"):
-            draft.note(f"rule {i} is not a schedule rule (event pattern); not translated")
+            name = raw.get("Name", i) if isinstance(raw, dict) else i
+            draft.reason(f"rule {name} is an event-pattern rule; Kestra has no matching trigger")
             continue
         name = str(raw.get("Name") or f"rule_{i}")
         for t in raw.get("Targets") or []:
