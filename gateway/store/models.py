@@ -230,3 +230,105 @@ class WebhookDelivery(SQLModel, table=True):
     digest: str = Field(sa_column=Column(String(64), primary_key=True))
     source: str = Field(sa_column=Column(String(128), nullable=False))
     received_at: datetime | None = _ts(index=True)
+
+
+# --- Flows, incidents and alerts (gateway.flows, gateway.correlate, gateway.incidents,
+# gateway.alerts). Flow definitions live in `flow`; these index them for lookups.
+
+
+class FlowJob(SQLModel, table=True):
+    """A job (by source and run `job`) that belongs to a flow."""
+
+    __tablename__ = "flow_job"
+    __table_args__ = (Index("ix_flow_job_job", "source", "job"),)
+
+    flow: str = Field(sa_column=Column(String(256), primary_key=True))
+    source: str = Field(sa_column=Column(String(128), primary_key=True))
+    job: str = Field(sa_column=Column(String(1024), primary_key=True))
+
+
+class FlowEdge(SQLModel, table=True):
+    """A declared edge: a run of `downstream` is expected within `within_s` of `upstream`'s."""
+
+    __tablename__ = "flow_edge"
+    __table_args__ = (
+        Index("ix_flow_edge_up", "up_source", "up_job"),
+        Index("ix_flow_edge_down", "down_source", "down_job"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow: str = Field(sa_column=Column(String(256), nullable=False))
+    up_source: str = Field(sa_column=Column(String(128), nullable=False))
+    up_job: str = Field(sa_column=Column(String(1024), nullable=False))
+    down_source: str = Field(sa_column=Column(String(128), nullable=False))
+    down_job: str = Field(sa_column=Column(String(1024), nullable=False))
+    relation: str = Field(sa_column=Column(String(32), nullable=False))
+    within_s: float = 3600.0
+    declared_as: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class Incident(SQLModel, table=True):
+    """One failure story: the runs that failed together, a root cause, an impact."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        Index("ix_incident_opened", "opened_at", "id"),
+        Index("ix_incident_status_opened", "status", "opened_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default="open", sa_column=Column(String(16), nullable=False))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    opened_at: datetime | None = _ts(nullable=False)
+    detected_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts()
+    root_run_id: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    root_error_kind: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    merged_into: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    flows: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+
+
+class IncidentMember(SQLModel, table=True):
+    """A run in an incident: root_cause, member or impact, and why it is there."""
+
+    __tablename__ = "incident_member"
+    __table_args__ = (Index("ix_incident_member_run", "run_id", unique=True),)
+
+    incident_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    run_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    role: str = Field(default="member", sa_column=Column(String(16), nullable=False))
+    evidence: dict[str, Any] = _json()
+    joined_at: datetime | None = _ts()
+
+
+class IncidentJob(SQLModel, table=True):
+    """A job whose failure is in an incident; the incident resolves when all recover."""
+
+    __tablename__ = "incident_job"
+    __table_args__ = (Index("ix_incident_job_job", "source", "job"),)
+
+    incident_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    source: str = Field(sa_column=Column(String(128), primary_key=True))
+    job: str = Field(sa_column=Column(String(1024), primary_key=True))
+    failed_at: datetime | None = _ts()
+    recovered_at: datetime | None = _ts()
+    recovered_by: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+
+
+class AlertDelivery(SQLModel, table=True):
+    """A notification claimed by one replica; the unique key makes the claim atomic."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", name="uq_alert_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(sa_column=Column(Integer, nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    status: str = Field(default="sending", sa_column=Column(String(16), nullable=False))
+    attempts: int = 1
+    claimed_by: str = Field(default="", sa_column=Column(String(256), nullable=False))
+    claimed_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+    targets: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
