@@ -22,6 +22,8 @@ from emulators.kestra.server import Exchange
 
 CANDIDATES = [
     Path(os.environ.get("SWITCHYARD_KESTRA_OPENAPI", "/nonexistent")),
+    # shared/ lies beside the checkout, for developers and for CI alike.
+    Path(__file__).resolve().parents[3] / "shared" / "reference" / "kestra-openapi.yml",
     Path("/work/shared/reference/kestra-openapi.yml"),
 ]
 
