@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.kestra import normalize
+from adapters.kestra.client import KestraApi, KestraApiError
 from gateway.contract import JobSpec, PollResult, RunEvent, SourceConfig, SourceError
 from gateway.states import StateMap, default_state_map
-from migration_tools.kestra_api import KestraApi, KestraApiError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from adapters.kestra import KestraAdapter
+from adapters.kestra.client import KestraApi
 from emulators.kestra import KestraEmulator, Scenario
 from gateway.contract import RunKind, SourceConfig, SourceError, State, create_adapter
-from migration_tools.kestra_api import KestraApi
 from migration_tools.translate import translate
 from tests.migration_tools.conftest import ManualClock
 from tests.migration_tools.corpus_loader import CORPUS, load_case
