@@ -242,18 +242,18 @@ def job_payload(key: str, entry: crontab_mod.CrontabEntry, host: str) -> Dict[st
 # --- cron's log -------------------------------------------------------------
 
 
-def _load_state(state_dir: str) -> Dict[str, Any]:
+def _load_state(state_dir: str, name: str = "cronlog.json") -> Dict[str, Any]:
     try:
-        with open(os.path.join(state_dir, "cronlog.json"), encoding="utf-8") as f:
+        with open(os.path.join(state_dir, name), encoding="utf-8") as f:
             state = json.load(f)
             return state if isinstance(state, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
-def _save_state(state_dir: str, state: Dict[str, Any]) -> None:
+def _save_state(state_dir: str, state: Dict[str, Any], name: str = "cronlog.json") -> None:
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(state_dir, "cronlog.json")
+    path = os.path.join(state_dir, name)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(state, f)
     os.replace(path + ".tmp", path)
@@ -389,8 +389,21 @@ def sync(opts: Any, gateway: Any, spool: Any) -> Dict[str, Any]:
     jobs = [
         job_payload(key, entry, host) for tab in tabs for key, entry in tab_entries(tab, host, tz)
     ]
-    gateway.request("POST", JOBS_PATH, {"host": host, "jobs": jobs})
-    summary.update(jobs=len(jobs), paused=paused_now, restored=restored_now)
+    # A line deleted since the last sync is reported once more as removed (and
+    # paused), so the gateway stops expecting its runs.
+    before = _load_state(opts.state_dir, "jobs.json").get("jobs", {})
+    now_keys = {j["key"] for j in jobs}
+    removed = [
+        dict(before[k], paused=True, removed=True) for k in sorted(before) if k not in now_keys
+    ]
+    gateway.request("POST", JOBS_PATH, {"host": host, "jobs": jobs + removed})
+    _save_state(opts.state_dir, {"jobs": {j["key"]: j for j in jobs}}, "jobs.json")
+    summary.update(
+        jobs=len(jobs),
+        removed=[j["key"] for j in removed],
+        paused=paused_now,
+        restored=restored_now,
+    )
     return summary
 
 

@@ -80,6 +80,7 @@ class HostJob(BaseModel):
     wrapped_command: str | None = None
     check: str | None = None
     paused: bool = False
+    removed: bool = False
     path: str
     line_no: int
     line: str
@@ -245,9 +246,13 @@ def host_jobs(source: str, payload: Any) -> list[JobSpec]:
                 schedule=schedule,
                 schedule_native=j.schedule_native,
                 timezone=j.timezone,
-                paused=j.paused,
+                paused=j.paused or j.removed,
                 owner=j.user,
-                labels={"host": j.host, "user": j.user},
+                labels={
+                    "host": j.host,
+                    "user": j.user,
+                    **({"removed": "true"} if j.removed else {}),
+                },
                 definition=definition,
                 source_text=j.line,
             )

@@ -151,6 +151,20 @@ def test_pause_comments_the_line_out_and_resume_restores_it_exactly(
     assert not gw.jobs()[backup_key]["paused"]
 
 
+def test_a_deleted_line_is_reported_once_as_removed_and_paused(
+    cron_gateway: CronGateway, tmp_path: Path
+) -> None:
+    gw, host = cron_gateway, Host(tmp_path / "host")
+    host.sync(gw)
+    backup_key = _key_for(gw, "backup.sh")
+    host.cron_d.write_text("# nothing left\n")
+    summary = host.sync(gw)
+    assert summary["removed"] == [backup_key]
+    job = gw.jobs()[backup_key]
+    assert job["paused"] and job["labels"]["removed"] == "true"
+    assert host.sync(gw)["removed"] == []
+
+
 def test_instructions_for_another_host_are_not_sent(cron_gateway: CronGateway) -> None:
     gw = cron_gateway
     gw.adapter.pause("host-b/root/0123456789ab")
