@@ -171,9 +171,15 @@ class Spool(object):
                 if not names:
                     break
                 reports = []
-                for name in names:
-                    with open(os.path.join(self.directory, name), encoding="utf-8") as f:
-                        reports.append(json.load(f))
+                for name in list(names):
+                    try:
+                        with open(os.path.join(self.directory, name), encoding="utf-8") as f:
+                            reports.append(json.load(f))
+                    except ValueError as exc:  # not ours or damaged: set aside, go on
+                        self._set_aside([name], "unreadable: %s" % exc)
+                        names.remove(name)
+                if not names:
+                    continue
                 remaining = max(0.1, min(gateway.timeout, deadline - time.monotonic()))
                 try:
                     gateway.request("POST", REPORT_PATH, {"reports": reports}, timeout=remaining)
@@ -282,8 +288,21 @@ def run_job(
     }
 
     def send(report: Dict[str, Any], budget: float) -> None:
-        spool.put(report)
-        spool.flush(gateway, budget)
+        # Reporting must never cost the job its exit code: every failure here
+        # is said on stderr and swallowed.
+        try:
+            spool.put(report)
+        except OSError as exc:
+            _say("cannot spool to %s (%s); sending directly" % (spool.directory, exc))
+            try:
+                gateway.request("POST", REPORT_PATH, {"reports": [report]})
+            except (Undeliverable, Rejected) as exc2:
+                _say("report lost: %s" % exc2)
+            return
+        try:
+            spool.flush(gateway, budget)
+        except Exception as exc:  # a broken spool must not break the job
+            _say("spool flush failed: %s" % exc)
 
     deliver = deliver or send
     env = dict(os.environ, TRACEPARENT=traceparent, SWITCHYARD_RUN_ID=rid)

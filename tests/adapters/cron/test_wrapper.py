@@ -188,6 +188,32 @@ def test_next_run_replays_what_an_earlier_run_spooled_first(cron_gateway: CronGa
     assert list(gw.spool.glob("*.json")) == []
 
 
+def test_an_unusable_spool_never_changes_the_exit_code(
+    cron_gateway: CronGateway, tmp_path: Path
+) -> None:
+    gw = cron_gateway
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the spool directory should be")
+    out = run_wrapper(["--", "sh", "-c", "exit 6"], url=gw.url, spool=blocker / "spool")
+    assert out.returncode == 6
+    assert b"cannot spool" in out.stderr
+    assert gw.run(gw.recorded[-1].key)["exit_code"] == 6  # sent directly instead
+
+
+def test_a_damaged_spool_file_is_set_aside_and_the_rest_replayed(
+    cron_gateway: CronGateway,
+) -> None:
+    gw = cron_gateway
+    gw.spool.mkdir(parents=True)
+    (gw.spool / "00000000000000000001-00000001-0001.json").write_text("{not json")
+    out = run_wrapper(["--check", "ok", "--", "true"], url=gw.url, spool=gw.spool)
+    assert out.returncode == 0
+    assert [p.name for p in (gw.spool / "rejected").iterdir()] == [
+        "00000000000000000001-00000001-0001.json"
+    ]
+    assert gw.runs()[0]["state"] == State.succeeded
+
+
 def test_wrong_token_keeps_reports_spooled(cron_gateway: CronGateway) -> None:
     gw = cron_gateway
     out = run_wrapper(["--", "true"], url=gw.url, spool=gw.spool, token="wrong")
