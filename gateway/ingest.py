@@ -17,7 +17,9 @@ Guarantees:
   events in one total order, whatever order they arrive in (see
   `gateway.merge`); late events re-fold that run from its own event log.
 - **Bulk.** Per batch: one `IN` read of digests, one of runs, one of adopted
-  trees, one of refs; then multi-row upserts. No per-event round trip.
+  trees, one of refs; then `executemany` INSERTs and UPDATEs (plain
+  statements, safe because the batch holds its lock, and cached compiled by
+  SQLAlchemy). No per-event round trip.
 
 On PostgreSQL, concurrent batches are serialised per source (their runs) and
 per ref bucket (their links) with transaction-scoped advisory locks taken in
