@@ -85,16 +85,16 @@ class RateLimiter:
         self.waited_s = 0.0
 
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-                self.waited_s += wait
+        # Reserve the token now (the balance may go negative) and sleep off the debt
+        # outside the lock: callers are served in order and none spins.
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            self.waited_s += wait
+        if wait > 0:
             self._sleep(wait)
 
 
