@@ -186,3 +186,34 @@ def test_paused_jobs_and_times_before_discovery_are_not_missed(engine: Engine) -
     add_job(engine, "new", "0 * * * *", discovered=utc(2026, 6, 1, 5, 30))
     assert check_expectations(engine, utc(2026, 6, 1, 6, 1)) == 0
     assert missed(engine, "paused") == []
+
+
+def test_any_source_with_a_schedule_is_expected_not_only_cron(engine: Engine) -> None:
+    job = JobSpec(
+        source="k8s-prod",
+        key="batch/nightly-report",
+        kind="cronjob",
+        schedule="0 2 * * *",
+        timezone="America/New_York",
+        grace_s=600,
+    )
+    apply_batch(engine, "k8s-prod", [], jobs=[job])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE job SET discovered_at = :d"), {"d": utc(2026, 7, 1)})
+    apply_batch(
+        engine,
+        "k8s-prod",
+        [
+            RunEvent(
+                source="k8s-prod",
+                key="batch/nightly-report-29123",
+                job="batch/nightly-report",
+                state=State.succeeded,
+                started_at=utc(2026, 7, 1, 6, 0, 5),  # 02:00 EDT
+                ended_at=utc(2026, 7, 1, 6, 3),
+                observed_at=utc(2026, 7, 1, 6, 3),
+            )
+        ],
+    )
+    assert check_expectations(engine, utc(2026, 7, 2, 12)) == 1
+    assert missed(engine, "batch/nightly-report") == [utc(2026, 7, 2, 6)]
