@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
+from croniter import croniter  # type: ignore[import-untyped, unused-ignore]  # no type hints; mypy flags only the first importer
 from sqlalchemy import Table, and_, false, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel

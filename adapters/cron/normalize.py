@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
+from croniter import croniter  # type: ignore[import-untyped, unused-ignore]  # no type hints; mypy flags only the first importer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.contract import (

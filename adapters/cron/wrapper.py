@@ -458,6 +458,9 @@ def _sync_main(argv: List[str]) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if args and args[0] == "flush":
         return _flush_main(args[1:])
     if args and args[0] == "sync":
