@@ -379,6 +379,90 @@ def list_sources(engine: Engine, config: Config, *, now: datetime) -> list[Sourc
     return out
 
 
+@dataclass(frozen=True)
+class RunCounts:
+    """Root runs per source per time bucket over `[since, until)`.
+
+    `counts[source][i]` is the number of runs whose sort key falls in bucket
+    `i`, which starts at `since + i * bucket_s`.
+    """
+
+    since: datetime
+    until: datetime
+    bucket_s: float
+    counts: dict[str, list[int]]
+
+    @property
+    def buckets(self) -> int:
+        return len(next(iter(self.counts.values()), []))
+
+
+def _bucket_expr(session: Session, since: datetime, bucket_s: float) -> ColumnElement[Any]:
+    sort = run_sort_key()
+    if session.get_bind().dialect.name == "postgresql":
+        seconds: ColumnElement[Any] = func.extract("epoch", sort - since)
+    else:
+        # SQLite keeps UTC text without an offset; julianday reads it as UTC.
+        start = since.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        seconds = (func.julianday(sort) - func.julianday(start)) * 86400.0
+    return func.floor(seconds / bucket_s)
+
+
+def run_counts(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    buckets: int = 24,
+    kind: str = "run",
+) -> RunCounts:
+    """How many runs of `kind` each source had per bucket in `[since, until)`.
+
+    Bounded by the window: one range scan of the `(kind, sort key, source)`
+    index, grouped in the database; nothing outside the window is read.
+    """
+    if until <= since:
+        raise ValueError("run_counts: until must be after since")
+    buckets = max(1, min(buckets, 500))
+    bucket_s = (until - since).total_seconds() / buckets
+    sort = run_sort_key()
+    bucket = _bucket_expr(session, since, bucket_s).label("bucket")
+    stmt = (
+        select(col(Run.source), bucket, func.count().label("n"))
+        .where(Run.kind == kind, sort >= since, sort < until)
+        .group_by(col(Run.source), bucket)
+    )
+    counts: dict[str, list[int]] = {}
+    for source, index, n in session.exec(stmt):
+        row = counts.setdefault(source, [0] * buckets)
+        i = min(buckets - 1, max(0, int(index)))
+        row[i] += int(n)
+    return RunCounts(
+        since=since, until=until, bucket_s=bucket_s, counts=dict(sorted(counts.items()))
+    )
+
+
+def recent_runs_by_job(
+    session: Session, jobs: Sequence[Job], *, per_job: int = 10
+) -> dict[str, list[Run]]:
+    """The newest root runs of each job (by job id), newest first.
+
+    One indexed query per job (`(source, job, sort key)`), each with a LIMIT,
+    so a page of jobs costs a page of index probes whatever the store's size.
+    """
+    out: dict[str, list[Run]] = {}
+    for job in jobs:
+        out[job.id] = list(
+            session.exec(
+                select(Run)
+                .where(Run.source == job.source, Run.job == job.key, Run.kind == "run")
+                .order_by(run_sort_key().desc())
+                .limit(per_job)
+            )
+        )
+    return out
+
+
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
@@ -386,6 +470,7 @@ __all__ = [
     "JobDetail",
     "LinkView",
     "Page",
+    "RunCounts",
     "RunDetail",
     "SourceView",
     "TraceView",
@@ -395,5 +480,7 @@ __all__ = [
     "list_jobs",
     "list_runs",
     "list_sources",
+    "recent_runs_by_job",
+    "run_counts",
     "run_sort_key",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
 
+from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
 from gateway.api.problems import install_problem_handlers
@@ -85,6 +86,7 @@ def create_app(
 
             runtime = Runtime(config, engine, adapters=built)
             runtime.start()
+        app.state.runtime = runtime
         try:
             yield
         finally:
@@ -120,6 +122,7 @@ def create_app(
     for module in (runs, traces, jobs, sources, events, webhooks):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(dashboard_router)
     for name, adapter in pushing.items():
         try:
             app.include_router(adapter.routes(sink))
