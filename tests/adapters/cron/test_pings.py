@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from gateway.contract import State
+from gateway.expectations import check_expectations
+from gateway.ingest import apply_batch
 from tests.adapters.cron.conftest import CronGateway, running_gateway
 
 CHECK = "5f0c8a4e-3f59-4a3a-9a38-2a9f0e6b8c11"
@@ -138,3 +142,24 @@ def test_host_api_needs_the_source_token(cron_gateway: CronGateway) -> None:
         data=b'{"reports": [{"phase": "finish"}]}',
     )
     assert status == 422
+
+
+def test_a_registered_check_is_expected_on_its_schedule_and_its_pings_satisfy_it(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    earlier = now - timedelta(hours=2)
+    schedule = f"{now.minute} {earlier.hour},{now.hour} * * *"
+    checks = {CHECK: {"schedule": schedule, "grace_s": 600}}
+    with running_gateway(sqlite_engine, tmp_path, checks=checks) as gw:
+        apply_batch(
+            sqlite_engine, gw.adapter.name, [], jobs=gw.adapter.discover()
+        )  # as the poller does
+        with sqlite_engine.begin() as conn:
+            conn.execute(text("UPDATE job SET discovered_at = :d"), {"d": now - timedelta(hours=3)})
+        assert curl(f"{gw.url}/ping/{CHECK}")[0] == 200
+        check_expectations(sqlite_engine, now + timedelta(minutes=11))
+        missed = [r for r in gw.runs() if r["state"] == State.missed]
+        assert [r["key"] for r in missed] == [
+            f"expected/ping/{CHECK}/{earlier.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        ]
