@@ -1,0 +1,401 @@
+"""Correlation, per ingested batch: declared and suggested links, and incidents.
+
+`correlate_batch(conn, run_ids, now=…)` runs inside the ingest transaction,
+right after the batch's runs, refs and exact links are written (exact links
+come from `gateway.links`). It reads only what the batch touched and their
+neighbours, through indexes — never a scan of history:
+
+1. **Declared links.** For each touched source run (kind `run`) of a job in
+   a flow edge (`flow_edge`, looked up by job), the runs of the other job in
+   the edge's window (`ix_run_job_sort`) are linked: strength `declared`,
+   relation = the edge's verb, from the upstream run to the downstream one,
+   evidence = the edge as written, its flow and the time gap.
+2. **Incidents.** Each touched failure (`failed`, `missed`) or skip walks its
+   neighbourhood — tree parent and root, a source run's failed or skipped
+   spans, exact and declared links — at most `MAX_DEPTH` hops and `MAX_NODES`
+   runs. If an open incident holds any run found, the failure joins it (two
+   open incidents bridged by it merge into the older). If not, it opens one
+   only if it is an *opener*: a failed or missed source run (kind `run`) that
+   no Airflow try launched. A try (kind `attempt`) never opens an incident,
+   because a try that fails and is retried is not a failure of the work: the
+   task's outcome is its last try, and the DAG run that owns it reports the
+   final outcome. A pod launched by a try (it carries `airflow.ti` refs) is
+   part of that try, for the same reason. So a flaky task that fails and
+   then succeeds on retry opens nothing, while a task that fails for good
+   fails its DAG run, which opens the incident and pulls the tries in.
+3. **Suggested links.** When an incident opens, source runs of *other*
+   sources within `SUGGEST_WINDOW_S` of its opener whose names share most
+   tokens with it are linked with strength `suggested`, a confidence and
+   the evidence. Suggestions are shown, never followed when grouping.
+4. **Recovery.** A succeeded source run of a job that an open incident is
+   waiting on marks that job recovered; when all have, the incident resolves.
+
+Roles, root cause and impact are computed by `gateway.incidents`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gateway.contract import LinkStrength, State
+from gateway.incidents import (
+    RunView,
+    attach,
+    launched_runs,
+    load_runs,
+    mark_recovered,
+    open_incident,
+    open_incidents_of,
+    refresh_incident,
+)
+from gateway.links import chunks, dialect_insert, table
+
+MAX_DEPTH = 4
+MAX_NODES = 300
+MAX_TREE_SPANS = 200
+MAX_LINKS_PER_RUN = 100
+MAX_DECLARED_PER_EDGE = 20
+SUGGEST_WINDOW_S = 300.0
+SUGGEST_MIN_SIMILARITY = 0.5
+SUGGEST_SCAN = 500
+
+BAD = frozenset({State.failed.value, State.missed.value})
+IMPACT = frozenset({State.skipped.value})
+
+
+@dataclass
+class CorrelationReport:
+    declared_links: int = 0
+    suggested_links: int = 0
+    incidents_opened: list[int] = field(default_factory=list)
+    incidents_touched: set[int] = field(default_factory=set)
+    incidents_resolved: list[int] = field(default_factory=list)
+
+
+def sort_at() -> Any:
+    run = table("run")
+    return sa.func.coalesce(run.c.started_at, run.c.observed_at)
+
+
+def correlate_batch(
+    conn: Connection, run_ids: Sequence[str], *, now: datetime | None = None
+) -> CorrelationReport:
+    """Correlate the runs one batch touched (inside the batch's transaction)."""
+    now = now or datetime.now(UTC)
+    report = CorrelationReport()
+    if not run_ids:
+        return report
+    runs = load_runs(conn, run_ids)
+    report.declared_links = write_declared_links(conn, runs.values(), now=now)
+    seeds = [r for r in runs.values() if r.state in BAD or r.state in IMPACT]
+    if seeds:
+        _group(conn, seeds, now, report)
+    recovered = [r for r in runs.values() if r.kind == "run" and r.state == State.succeeded.value]
+    if recovered:
+        report.incidents_resolved = mark_recovered(conn, recovered, now=now)
+    return report
+
+
+# --- declared links ----------------------------------------------------------
+
+
+def _edges_for(conn: Connection, pairs: set[tuple[str, str]]) -> list[sa.Row[Any]]:
+    edge = table("flow_edge")
+    found: list[sa.Row[Any]] = []
+    for part in chunks(sorted(pairs)):
+        up = sa.tuple_(edge.c.up_source, edge.c.up_job).in_(part)
+        down = sa.tuple_(edge.c.down_source, edge.c.down_job).in_(part)
+        found.extend(conn.execute(sa.select(edge).where(sa.or_(up, down))).all())
+    return found
+
+
+def write_declared_links(conn: Connection, runs: Iterable[RunView], *, now: datetime) -> int:
+    """Link each source run to the runs its flow edges expect, by time window."""
+    roots = [r for r in runs if r.kind == "run" and r.job and r.at is not None]
+    if not roots:
+        return 0
+    edges = _edges_for(conn, {(r.source, r.job or "") for r in roots})
+    if not edges:
+        return 0
+    run = table("run")
+    at = sort_at()
+    links: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in roots:
+        assert r.at is not None
+        for e in edges:
+            window = timedelta(seconds=e.within_s)
+            if (e.up_source, e.up_job) == (r.source, r.job):
+                other_source, other_job = e.down_source, e.down_job
+                lo, hi = r.at, r.at + window
+            elif (e.down_source, e.down_job) == (r.source, r.job):
+                other_source, other_job = e.up_source, e.up_job
+                lo, hi = r.at - window, r.at
+            else:
+                continue
+            query = (
+                sa.select(run.c.id, at)
+                .where(
+                    run.c.source == other_source,
+                    run.c.job == other_job,
+                    at >= lo,
+                    at <= hi,
+                    run.c.kind == "run",
+                )
+                .order_by(at)
+                .limit(MAX_DECLARED_PER_EDGE)
+            )
+            for other_id, other_at in conn.execute(query):
+                if other_id == r.id:
+                    continue
+                up_id, down_id = (
+                    (r.id, other_id)
+                    if e.up_source == r.source and e.up_job == r.job
+                    else (other_id, r.id)
+                )
+                up_at, down_at = (r.at, other_at) if up_id == r.id else (other_at, r.at)
+                links[(up_id, down_id, e.relation)] = {
+                    "from_run_id": up_id,
+                    "to_run_id": down_id,
+                    "strength": LinkStrength.declared.value,
+                    "relation": e.relation,
+                    "confidence": 1.0,
+                    "evidence": {
+                        "flow": e.flow,
+                        "edge": e.declared_as,
+                        "window_s": e.within_s,
+                        "gap_s": round((_aware(down_at) - _aware(up_at)).total_seconds(), 3),
+                    },
+                    "created_at": now,
+                }
+    if not links:
+        return 0
+    link = table("link")
+    stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
+    return len(conn.execute(stmt, list(links.values())).all())
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# --- grouping ------------------------------------------------------------------
+
+
+@dataclass
+class _Found:
+    run: RunView
+    evidence: dict[str, Any]
+
+
+def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> dict[str, _Found]:
+    """Runs reachable from `seeds` by tree and exact/declared links (bounded BFS)."""
+    run, link = table("run"), table("link")
+    found: dict[str, _Found] = {s.id: _Found(s, {"via": "event"}) for s in seeds}
+    frontier = list(seeds)
+    for _ in range(MAX_DEPTH):
+        if not frontier or len(found) >= MAX_NODES:
+            break
+        wanted: dict[str, dict[str, Any]] = {}
+        # Tree: the parent and the source run at the top of the tree.
+        for node in frontier:
+            if node.parent_id and node.parent_id not in found:
+                wanted.setdefault(node.parent_id, {"via": "tree", "child": node.id})
+        roots_by_key = [(n.source, n.root_key) for n in frontier if n.kind != "run"]
+        for part in chunks(sorted(set(roots_by_key))):
+            query = sa.select(run.c.id).where(
+                sa.tuple_(run.c.source, run.c.key).in_(part), run.c.kind == "run"
+            )
+            for (root_id,) in conn.execute(query):
+                if root_id not in found:
+                    wanted.setdefault(root_id, {"via": "tree", "relation": "root"})
+        # Tree: a source run's failed or skipped spans.
+        for node in frontier:
+            if node.kind != "run":
+                continue
+            query = (
+                sa.select(run.c.id)
+                .where(
+                    run.c.source == node.source,
+                    run.c.root_key == node.key,
+                    run.c.state.in_(sorted(BAD | IMPACT)),
+                )
+                .limit(MAX_TREE_SPANS)
+            )
+            for (child_id,) in conn.execute(query):
+                if child_id not in found:
+                    wanted.setdefault(child_id, {"via": "tree", "parent": node.id})
+        # Links, both directions, exact and declared (never suggested).
+        ids = [n.id for n in frontier]
+        strong = [LinkStrength.exact.value, LinkStrength.declared.value]
+        for part in chunks(ids):
+            for column, other in (
+                (link.c.from_run_id, "to_run_id"),
+                (link.c.to_run_id, "from_run_id"),
+            ):
+                query = (
+                    sa.select(link)
+                    .where(column.in_(part), link.c.strength.in_(strong))
+                    .limit(MAX_LINKS_PER_RUN * len(part))
+                )
+                for row in conn.execute(query).mappings():
+                    target = row[other]
+                    if target not in found:
+                        wanted.setdefault(
+                            target,
+                            {
+                                "via": "link",
+                                "strength": row["strength"],
+                                "relation": row["relation"],
+                                "link_id": row["id"],
+                                "evidence": row["evidence"],
+                            },
+                        )
+        room = MAX_NODES - len(found)
+        loaded = load_runs(conn, list(wanted)[:room])
+        frontier = []
+        for run_id, view in loaded.items():
+            found[run_id] = _Found(view, wanted[run_id])
+            frontier.append(view)
+    return found
+
+
+def _superseded(conn: Connection, attempts: Sequence[RunView]) -> set[str]:
+    """Tries with a newer try of the same task under the same parent."""
+    run = table("run")
+    out: set[str] = set()
+    by_parent: dict[str, list[RunView]] = defaultdict(list)
+    for a in attempts:
+        if a.parent_id:
+            by_parent[a.parent_id].append(a)
+    for part in chunks(sorted(by_parent)):
+        query = (
+            sa.select(run.c.parent_id, run.c.name, sa.func.max(run.c.attempt))
+            .where(run.c.parent_id.in_(part), run.c.kind == "attempt")
+            .group_by(run.c.parent_id, run.c.name)
+        )
+        newest = {(p, n): m for p, n, m in conn.execute(query)}
+        for parent_id in part:
+            for a in by_parent[parent_id]:
+                if newest.get((parent_id, a.name), a.attempt) > a.attempt:
+                    out.add(a.id)
+    return out
+
+
+def _group(
+    conn: Connection, seeds: list[RunView], now: datetime, report: CorrelationReport
+) -> None:
+    done: set[str] = set()
+    for seed in seeds:
+        if seed.id in done:
+            continue
+        found = neighbourhood(conn, [seed])
+        done.update(found)
+        candidates = [f.run for f in found.values() if f.run.state in BAD or f.run.state in IMPACT]
+        superseded = _superseded(conn, [r for r in candidates if r.kind == "attempt"])
+        joining = {r.id: found[r.id] for r in candidates if r.id not in superseded}
+        # Skips alone open nothing; they only join an incident found around them.
+        incidents = open_incidents_of(conn, list(found))
+        if incidents:
+            target = attach(conn, incidents, joining, now=now)
+        else:
+            launched = launched_runs(conn, [r.id for r in candidates if r.kind == "run"])
+            openers = [
+                f.run
+                for f in joining.values()
+                if f.run.kind == "run" and f.run.state in BAD and f.run.id not in launched
+            ]
+            if not openers:
+                continue
+            opener = min(openers, key=lambda r: (r.failed_at or now, r.id))
+            target = open_incident(conn, opener, joining, now=now)
+            report.incidents_opened.append(target)
+            report.suggested_links += write_suggestions(conn, opener, now=now)
+        refresh_incident(conn, target, now=now)
+        report.incidents_touched.add(target)
+
+
+# --- suggestions -----------------------------------------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def name_tokens(text: str | None) -> set[str]:
+    """Lower-case word tokens of a job or run name; digits-only tokens dropped."""
+    return {t for t in _TOKEN.findall((text or "").lower()) if not t.isdigit() and len(t) > 1}
+
+
+def name_similarity(a: str | None, b: str | None) -> float:
+    ta, tb = name_tokens(a), name_tokens(b)
+    if not ta or not tb:
+        return 0.0
+    return len(ta & tb) / len(ta | tb)
+
+
+def write_suggestions(conn: Connection, opener: RunView, *, now: datetime) -> int:
+    """Suggested links from `opener` to similarly named runs of other sources nearby."""
+    if opener.at is None:
+        return 0
+    run, link = table("run"), table("link")
+    at = sort_at()
+    window = timedelta(seconds=SUGGEST_WINDOW_S)
+    query = (
+        sa.select(run.c.id, run.c.source, run.c.job, run.c.name, at)
+        .where(
+            at >= opener.at - window,
+            at <= opener.at + window,
+            run.c.kind == "run",
+            run.c.source != opener.source,
+        )
+        .limit(SUGGEST_SCAN)
+    )
+    rows: list[dict[str, Any]] = []
+    mine = opener.job or opener.name
+    for other_id, _source, job, name, other_at in conn.execute(query):
+        similarity = name_similarity(mine, job or name)
+        if similarity < SUGGEST_MIN_SIMILARITY:
+            continue
+        gap = abs((_aware(other_at) - opener.at).total_seconds())
+        closeness = 1.0 - gap / SUGGEST_WINDOW_S
+        first, second = sorted((opener.id, other_id))
+        rows.append(
+            {
+                "from_run_id": first,
+                "to_run_id": second,
+                "strength": LinkStrength.suggested.value,
+                "relation": "name_time",
+                "confidence": round(0.6 * similarity + 0.4 * closeness, 3),
+                "evidence": {
+                    "names": [mine, job or name],
+                    "shared_tokens": sorted(name_tokens(mine) & name_tokens(job or name)),
+                    "name_similarity": round(similarity, 3),
+                    "gap_s": round(gap, 3),
+                    "window_s": SUGGEST_WINDOW_S,
+                },
+                "created_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
+    return len(conn.execute(stmt, rows).all())
+
+
+__all__ = [
+    "BAD",
+    "IMPACT",
+    "CorrelationReport",
+    "correlate_batch",
+    "name_similarity",
+    "name_tokens",
+    "neighbourhood",
+    "write_declared_links",
+    "write_suggestions",
+]
