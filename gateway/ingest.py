@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from gateway.contract import JobSpec, RunEvent, job_id_for, span_id_for
+from gateway.correlate import correlate_batch
 from gateway.links import chunks, dialect_insert, table, write_refs_and_links
 from gateway.merge import (
     SPAN_COLUMNS,
@@ -157,6 +158,8 @@ def ingest_events(
     report.duplicates = len(events) - len(fresh)
     if fresh:
         _merge_runs(conn, source, fresh, now, report)
+        # Same transaction: an incident is readable the moment its last event is.
+        correlate_batch(conn, report.run_ids, now=now)
     if jobs:
         _upsert_jobs(conn, jobs, now)
         report.jobs = len(jobs)
