@@ -30,7 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from dashboards.web import charts
 from dashboards.web.session import (
@@ -616,22 +616,82 @@ def timeline_page(request: Request) -> Response:
 # -- incidents ---------------------------------------------------------------
 
 
+INCIDENT_STATUSES = ("open", "resolved", "merged")
+
+
 @router.get("/incidents")
 def incidents_page(request: Request) -> Response:
     auth = _session_of(request)
     if auth is None:
         return _to_login(request)
     module = incidents_module()
+    status = request.query_params.get("status", "").strip()
+    if status not in INCIDENT_STATUSES:
+        status = ""
+    cursor = request.query_params.get("cursor", "").strip()
     items: list[Any] | None = None
+    next_query = None
+    error = None
     if module is not None:
-        status = request.query_params.get("status", "").strip() or None
         with Session(_engine(request)) as session:
-            page = module.list_incidents(session, status=status, limit=50)
-            items = list(page.data)
+            try:
+                page = module.list_incidents(
+                    session, status=status or None, limit=50, cursor=cursor or None
+                )
+            except InvalidCursor as exc:
+                error = str(exc)
+                page = module.list_incidents(session, status=status or None, limit=50)
+        items = list(page.data)
+        if page.next_cursor:
+            next_query = urlencode(
+                {k: v for k, v in {"status": status, "cursor": page.next_cursor}.items() if v}
+            )
     return _render(
         request,
         "incidents.html",
-        {"incidents": items},
+        {
+            "incidents": items,
+            "status": status,
+            "statuses": INCIDENT_STATUSES,
+            "next_query": next_query,
+            "error": error,
+        },
+        session=auth,
+        status_code=400 if error else 200,
+        active="incidents",
+    )
+
+
+@router.get("/incidents/{incident_id}")
+def incident_page(request: Request, incident_id: str) -> Response:
+    auth = _session_of(request)
+    if auth is None:
+        return _to_login(request)
+    module = incidents_module()
+    detail = None
+    if module is not None and incident_id.isdigit():
+        with Session(_engine(request)) as session:
+            detail = module.incident_detail(session, int(incident_id))
+    if detail is None:
+        return _render(
+            request,
+            "error.html",
+            {"title": "Incident not found", "message": f"No incident {incident_id!r}."},
+            session=auth,
+            status_code=404,
+        )
+    runs = {step.run.id: step.run for step in detail.chain}
+    if detail.root_cause is not None:
+        runs.setdefault(detail.root_cause.id, detail.root_cause)
+    with Session(_engine(request)) as session:
+        traces = {
+            r.id: r.trace_id
+            for r in session.exec(select(Run).where(col(Run.id).in_(list(runs)[:500])))
+        }
+    return _render(
+        request,
+        "incident.html",
+        {"incident": detail, "runs": runs, "traces": traces},
         session=auth,
         active="incidents",
     )

@@ -240,3 +240,29 @@ def test_default_runs_range_is_the_last_day(viewer: Dash) -> None:
     assert '<option value="24h" selected>' in html
     stamps = [datetime.fromisoformat(s) for s in re.findall(r'datetime="([^"]+)"', html)]
     assert stamps and min(stamps) >= viewer.seeded.now - timedelta(hours=24, minutes=1)
+
+
+needs_incidents = pytest.mark.skipif(
+    incidents_module() is None, reason="needs gateway.incidents (the correlation engine)"
+)
+
+
+@needs_incidents
+def test_incident_page_puts_the_oom_killed_pod_first_then_chain_evidence_and_timeline(
+    viewer: Dash,
+) -> None:
+    listing = viewer.client.get("/incidents").text
+    found = re.search(r'href="(/incidents/\d+)">#\d+ [^<]*OOMKilled', listing)
+    assert found is not None, listing
+    html = viewer.client.get(found.group(1)).text
+    root = html.index('id="root-h"')
+    chain = html.index('id="chain-h"')
+    evidence = html.index('id="evidence-h"')
+    timeline = html.index('id="timeline-h"')
+    assert root < chain < evidence < timeline
+    assert "container base: OOMKilled" in html[root:chain]
+    assert "(exit 137)" in html[root:chain]
+    assert "equal ref <code>airflow.ti=orders_etl/" in html[evidence:timeline]
+    assert "incident opened" in html[timeline:]
+    assert viewer.client.get("/incidents/999999").status_code == 404
+    assert viewer.client.get("/incidents?cursor=nope").status_code == 400
