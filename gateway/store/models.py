@@ -332,3 +332,59 @@ class AlertDelivery(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     targets: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+# --- Migration lifecycle (migration_tools.lifecycle). One row per job in the
+# lifecycle; every action on it is a row in migration_audit.
+
+
+class Migration(SQLModel, table=True):
+    """Where one job stands in its migration to Kestra, and what each side holds."""
+
+    __tablename__ = "migration"
+    __table_args__ = (
+        UniqueConstraint("source", "job_key", name="uq_migration_job"),
+        Index("ix_migration_state", "state"),
+    )
+
+    job_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    source: str = Field(sa_column=Column(String(128), nullable=False))
+    job_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    state: str = Field(default="observed", sa_column=Column(String(32), nullable=False))
+    namespace: str | None = Field(default=None, sa_column=Column(String(150), nullable=True))
+    flow_id: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    readiness: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    translated_yaml: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    wrap_flow_id: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    wrap_yaml: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # What Switchyard changed on each side, so rollback restores exactly that.
+    sides: dict[str, Any] = _json()
+    deployed_revision: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+    state_changed_at: datetime | None = _ts()
+
+
+class MigrationAudit(SQLModel, table=True):
+    """One lifecycle action: who, when, what, the state before and after, the outcome."""
+
+    __tablename__ = "migration_audit"
+    __table_args__ = (Index("ix_migration_audit_job", "job_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    job_id: str = Field(sa_column=Column(String(16), nullable=False))
+    source: str = Field(sa_column=Column(String(128), nullable=False))
+    job_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    actor: str = Field(sa_column=Column(String(256), nullable=False))
+    at: datetime | None = _ts(nullable=False)
+    action: str = Field(sa_column=Column(String(32), nullable=False))
+    before: str = Field(sa_column=Column(String(32), nullable=False))
+    after: str = Field(sa_column=Column(String(32), nullable=False))
+    outcome: str = Field(sa_column=Column(String(16), nullable=False))
+    detail: dict[str, Any] = _json()
