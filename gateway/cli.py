@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.auth import Role, TokenError, create_token, list_tokens, revoke_token
 from gateway.config import Config, ConfigError, load_config, parse_duration
 from gateway.contract import SourceError, UnknownAdapterKind, create_adapter
+from gateway.flows import FlowError
 from gateway.store.db import database_url, make_engine
 from gateway.store.migrate import current_revision, upgrade
 
@@ -78,7 +79,7 @@ def _user_errors(config: Config | None = None) -> Iterator[None]:
         _fail(redact(str(exc)), exc.code)
     except ConfigError as exc:
         _fail(redact(str(exc)), 2)
-    except (TokenError, UnknownAdapterKind) as exc:
+    except (TokenError, UnknownAdapterKind, FlowError) as exc:
         _fail(redact(str(exc)), 2)
     except SourceError as exc:
         _fail(redact(str(exc)), 1)

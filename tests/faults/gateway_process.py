@@ -308,3 +308,28 @@ def assert_store_matches_script(engine: Engine, source: str) -> int:
     cursor = int(read_cursor(engine, source) or 0)
     assert_store_holds_exactly(engine, source, [scripted_event(source, i) for i in range(cursor)])
     return cursor
+
+
+# -- reading through the API -----------------------------------------------------
+def api_sources(client: httpx.Client, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    r = client.get("/api/v1/sources", headers=headers)
+    assert r.status_code == 200, r.text
+    return {s["name"]: s for s in r.json()["data"]}
+
+
+def api_run_keys(client: httpx.Client, headers: dict[str, str], source: str) -> list[str]:
+    """Every run key of `source`, paging through `GET /api/v1/runs` to the end."""
+    keys: list[str] = []
+    cursor: str | None = None
+    for _ in range(10_000):
+        params: dict[str, Any] = {"source": source, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        r = client.get("/api/v1/runs", headers=headers, params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        keys += [run["key"] for run in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return keys
+    raise AssertionError("runs pagination did not end")
