@@ -9,13 +9,15 @@ crontab line to a small JSON file; hosts pull it with `switchyard-cron sync`
 Options (`sources[].options` in switchyard.yaml):
 
 - `token`: bearer token hosts use for `/api/v1/cron/*` (required for those);
-- `checks`: `{<uuid>: {name, job, schedule, timezone, grace_s, max_duration_s,
-  min_duration_s}}`. With it, pings to any other uuid answer 404 "not found"
+- `checks`: `{<uuid>: {name, slug, job, schedule, timezone, grace_s,
+  max_duration_s, min_duration_s}}`. With it, pings to any other uuid answer 404 "not found"
   like Healthchecks; without it every well-formed uuid is accepted and its job
   (`ping/<uuid>`) is created on the first ping;
 - `control_file`: where pause/resume desired state lives (default
   `./switchyard-cron-control-<source>.json`; on several replicas put it on
   shared storage);
+- `ping_key`: enables `/ping/<ping_key>/<slug>` URLs; a slug is a registered
+  check's `slug`, or is created by its first ping with `?create=1`;
 - `ping_body_limit`: bytes of a ping body kept (default 100000).
 """
 
@@ -103,6 +105,11 @@ class CronAdapter:
         except ValidationError as exc:
             raise SourceError(self.name, f"options.checks: {exc}", retryable=False) from exc
         self.ping_body_limit = int(opts.pop("ping_body_limit", DEFAULT_PING_BODY_LIMIT))
+        self.ping_key: str | None = opts.pop("ping_key", None)
+        self.slugs: dict[str, list[str]] = {}
+        for uuid, check in self.checks.items():
+            if check.slug:
+                self.slugs.setdefault(check.slug, []).append(uuid)
         control_file = opts.pop("control_file", f"switchyard-cron-control-{self.name}.json")
         if opts:
             raise SourceError(

@@ -266,6 +266,7 @@ class CheckConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
+    slug: str | None = Field(default=None, description="for /ping/<ping_key>/<slug> URLs")
     job: str | None = Field(default=None, description="job key; default ping/<uuid>")
     schedule: str | None = None
     timezone: str = "UTC"
@@ -295,4 +296,16 @@ def check_job(source: str, uuid: str, check: CheckConfig | None) -> JobSpec:
         min_duration_s=check.min_duration_s if check else None,
         labels={"ping.uuid": uuid},
         definition={"ping_uuid": uuid},
+    )
+
+
+def slug_job(source: str, slug: str) -> JobSpec:
+    """The job a slug ping creates with `?create=1` (Healthchecks' auto-provisioning)."""
+    return JobSpec(
+        source=source,
+        key=f"ping/slug/{slug}",
+        kind="job",
+        name=slug,
+        labels={"ping.slug": slug},
+        definition={"ping_slug": slug},
     )

@@ -1,9 +1,11 @@
 """HTTP routes of the cron source: Healthchecks-compatible pings and the host API.
 
-Pings (`HEAD|GET|POST /ping/<uuid>[/start|/fail|/log|/<0-255>][?rid=<uuid>]`)
-answer like Healthchecks: 200 `OK` with a `Ping-Body-Limit` header, 404 `not
-found` for an unknown uuid when the source registers `checks`, 400 for an
-exit status above 255 or a malformed `rid`. They are unauthenticated by
+Pings (`HEAD|GET|POST /ping/<uuid>[/start|/fail|/log|/<0-255>][?rid=<uuid>]`,
+or `/ping/<ping-key>/<slug>[/…]` with the source's `ping_key`) answer like
+Healthchecks: 200 `OK` with a `Ping-Body-Limit` header, 404 `not found` for an
+unknown uuid when the source registers `checks` (and for an unknown slug
+without `?create=1`), 409 for a slug two checks share, 400 for an exit status
+above 255 or a malformed `rid`. They are unauthenticated by
 design: the uuid is the secret. A ping is answered only after its event is
 committed (`EventSink.submit` returns once committed), so an acknowledged ping
 survives a crash.
@@ -31,6 +33,7 @@ import hmac
 import re
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +49,7 @@ from adapters.cron.normalize import (
     host_jobs,
     ping_event,
     report_event,
+    slug_job,
 )
 from gateway.contract import EventSink, JobSpec, RunEvent
 
@@ -60,6 +64,19 @@ MAX_REPORT_BODY = 16 * 1024 * 1024
 # can be many: the more pings wait at once, the larger the group each commit
 # carries (the shared default pool of 40 would cap every group at 40).
 COMMIT_WAITERS = 256
+
+
+_SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class PingTarget:
+    """What a ping URL names: the check's id for run keys, its job, name, and a job to create."""
+
+    ident: str
+    job: str
+    name: str
+    provision: JobSpec | None
 
 
 class PingBook:
@@ -103,39 +120,32 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         return PlainTextResponse(text, status_code=status, headers={"Ping-Body-Limit": str(limit)})
 
     async def handle_ping(
-        request: Request, uuid: str, action: PingAction, exit_code: int | None = None
+        request: Request, target: PingTarget, action: PingAction, exit_code: int | None = None
     ) -> Response:
-        uuid = uuid.lower()
-        if not _UUID.match(uuid):
-            return answer("not found", 404)
-        check = adapter.checks.get(uuid)
-        if adapter.strict and check is None:
-            return answer("not found", 404)
         rid = request.query_params.get("rid")
         if rid is not None and not _UUID.match(rid.lower()):
             return answer("invalid rid", 400)
         rid = rid.lower() if rid else None
         now = datetime.now(UTC)
         body, size = await _body(request, limit)
-        job = check_job_key(uuid, check)
-        name = check.name if check and check.name else uuid
+        ident = target.ident
         started_at = None
         if rid:
-            run_key = f"ping/{uuid}/{rid}"
+            run_key = f"ping/{ident}/{rid}"
         elif action == "start":
-            run_key = f"ping/{uuid}/{now.isoformat()}"
-            book.remember_start(uuid, run_key, now)
-        elif uuid in book.open_starts:
-            run_key, started_at = book.open_starts[uuid]
+            run_key = f"ping/{ident}/{now.isoformat()}"
+            book.remember_start(ident, run_key, now)
+        elif ident in book.open_starts:
+            run_key, started_at = book.open_starts[ident]
             if action != "log":
-                del book.open_starts[uuid]
+                del book.open_starts[ident]
         else:
-            run_key = f"ping/{uuid}/{now.isoformat()}"
+            run_key = f"ping/{ident}/{now.isoformat()}"
         event = ping_event(
             source,
-            check=uuid,
-            job=job,
-            name=name,
+            check=ident,
+            job=target.job,
+            name=target.name,
             action=action,
             run_key=run_key,
             received_at=now,
@@ -147,26 +157,79 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             method=request.method,
         )
         jobs: list[JobSpec] = []
-        if check is None and job not in book.jobs_sent:  # auto-provisioned on first ping
-            jobs.append(check_job(source, uuid, None))
+        if target.provision is not None and target.job not in book.jobs_sent:
+            jobs.append(target.provision)  # auto-provisioned: its job, on the first ping
         await submit([event], jobs)
-        book.jobs_sent.add(job)
+        book.jobs_sent.add(target.job)
         return answer("OK")
 
-    @router.api_route("/ping/{uuid}", methods=PING_METHODS, include_in_schema=False)
-    async def ping_success(uuid: str, request: Request) -> Response:
-        return await handle_ping(request, uuid, "success")
+    def by_uuid(uuid: str) -> PingTarget | None:
+        uuid = uuid.lower()
+        if not _UUID.match(uuid):
+            return None
+        check = adapter.checks.get(uuid)
+        if check is not None:
+            return PingTarget(uuid, check_job_key(uuid, check), check.name or uuid, None)
+        if adapter.strict:
+            return None
+        return PingTarget(uuid, check_job_key(uuid, None), uuid, check_job(source, uuid, None))
 
-    @router.api_route("/ping/{uuid}/{action}", methods=PING_METHODS, include_in_schema=False)
-    async def ping_action(uuid: str, action: str, request: Request) -> Response:
-        if action in ("start", "fail", "log"):
-            return await handle_ping(request, uuid, action)  # type: ignore[arg-type]  # checked just above
-        if action.isdigit():
-            code = int(action)
+    def by_slug(request: Request, ping_key: str, slug: str) -> PingTarget | Response:
+        if not adapter.ping_key or not hmac.compare_digest(ping_key, adapter.ping_key):
+            return answer("not found", 404)
+        if not _SLUG.match(slug):
+            return answer("not found", 404)
+        owners = adapter.slugs.get(slug, [])
+        if len(owners) > 1:
+            return answer("ambiguous slug", 409)
+        if owners:
+            uuid = owners[0]
+            check = adapter.checks[uuid]
+            return PingTarget(uuid, check_job_key(uuid, check), check.name or slug, None)
+        job = slug_job(source, slug)
+        if job.key in book.jobs_sent or request.query_params.get("create") == "1":
+            return PingTarget(f"slug/{slug}", job.key, slug, job)
+        return answer("not found", 404)
+
+    def parse_action(segment: str) -> tuple[PingAction, int | None] | Response:
+        if segment in ("start", "fail", "log"):
+            return segment, None  # type: ignore[return-value]  # one of the literals, checked
+        if segment.isdigit():
+            code = int(segment)
             if code > 255:
                 return answer("invalid exit status", 400)
-            return await handle_ping(request, uuid, "exit", code)
+            return "exit", code
         return answer("not found", 404)
+
+    async def ping(
+        request: Request, target: PingTarget | Response | None, segment: str | None
+    ) -> Response:
+        if target is None:
+            return answer("not found", 404)
+        if isinstance(target, Response):
+            return target
+        if segment is None:
+            return await handle_ping(request, target, "success")
+        parsed = parse_action(segment)
+        if isinstance(parsed, Response):
+            return parsed
+        return await handle_ping(request, target, parsed[0], parsed[1])
+
+    @router.api_route("/ping/{uuid}", methods=PING_METHODS, include_in_schema=False)
+    async def ping_uuid(uuid: str, request: Request) -> Response:
+        return await ping(request, by_uuid(uuid), None)
+
+    @router.api_route("/ping/{first}/{second}", methods=PING_METHODS, include_in_schema=False)
+    async def ping_two(first: str, second: str, request: Request) -> Response:
+        if _UUID.match(first.lower()):  # /ping/<uuid>/<action>
+            return await ping(request, by_uuid(first), second)
+        return await ping(request, by_slug(request, first, second), None)  # /<ping-key>/<slug>
+
+    @router.api_route(
+        "/ping/{ping_key}/{slug}/{action}", methods=PING_METHODS, include_in_schema=False
+    )
+    async def ping_slug_action(ping_key: str, slug: str, action: str, request: Request) -> Response:
+        return await ping(request, by_slug(request, ping_key, slug), action)
 
     def authorised(request: Request) -> None:
         if not adapter.token:

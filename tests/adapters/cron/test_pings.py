@@ -163,3 +163,28 @@ def test_a_registered_check_is_expected_on_its_schedule_and_its_pings_satisfy_it
         assert [r["key"] for r in missed] == [
             f"expected/ping/{CHECK}/{earlier.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         ]
+
+
+def test_slug_urls_with_the_ping_key_create_and_conflict_like_healthchecks(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    checks = {
+        CHECK: {"slug": "backup"},
+        str(uuid.uuid4()): {"slug": "dup"},
+        str(uuid.uuid4()): {"slug": "dup"},
+    }
+    with running_gateway(sqlite_engine, tmp_path, checks=checks, ping_key="pk-123") as gw:
+        rid = str(uuid.uuid4())
+        assert curl(f"{gw.url}/ping/pk-123/backup/start?rid={rid}")[:2] == (200, b"OK")
+        assert curl(f"{gw.url}/ping/pk-123/backup?rid={rid}")[:2] == (200, b"OK")
+        run = gw.run(f"ping/{CHECK}/{rid}")
+        assert (run["job"], run["state"]) == (f"ping/{CHECK}", State.succeeded)
+
+        assert curl(f"{gw.url}/ping/wrong-key/backup")[:2] == (404, b"not found")
+        assert curl(f"{gw.url}/ping/pk-123/dup")[:2] == (409, b"ambiguous slug")
+        assert curl(f"{gw.url}/ping/pk-123/fresh")[:2] == (404, b"not found")
+        assert curl(f"{gw.url}/ping/pk-123/fresh/start?create=1")[0] == 200
+        assert curl(f"{gw.url}/ping/pk-123/fresh/fail")[0] == 200  # exists now
+        assert "ping/slug/fresh" in gw.jobs()
+        fresh = [r for r in gw.runs() if r["job"] == "ping/slug/fresh"]
+        assert [(r["state"], r["error_kind"]) for r in fresh] == [(State.failed, "fail")]
