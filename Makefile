@@ -5,6 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup browser run test lint typecheck unit clean
 
@@ -20,9 +21,10 @@ setup: $(STAMP)
 browser:
 	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+# The demo estate on SQLite in ./.demo/ (migrated on start); DEMO_ARGS=--reset starts clean.
+# With a config of your own: $(VENV)/bin/switchyard serve --config switchyard.yaml
 run: setup
-	$(VENV)/bin/switchyard db upgrade
-	$(VENV)/bin/switchyard serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/switchyard demo --host $(HOST) --port $(PORT) $(DEMO_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -36,4 +38,4 @@ unit: setup browser
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache switchyard.db*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache switchyard.db* .demo

@@ -139,6 +139,24 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="0 picks a free port")] = 8080,
+    data_dir: Annotated[
+        str, typer.Option("--data-dir", help="SQLite db, spool dirs, kubeconfig")
+    ] = ".demo",
+    reset: Annotated[bool, typer.Option("--reset", help="delete the data directory first")] = False,
+) -> None:
+    """Serve Switchyard on SQLite over an emulated estate of every source kind."""
+    from pathlib import Path
+
+    from gateway.demo.serve import run_demo
+
+    with _user_errors():
+        run_demo(data_dir=Path(data_dir).resolve(), host=host, port=port, reset=reset)
+
+
 @config_app.command("check")
 def config_check(config_path: ConfigOption = None) -> None:
     """Validate the config; list each source and its kind (never secret values)."""
