@@ -117,7 +117,11 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         await loop.run_in_executor(waiters, lambda: sink.submit(source, events, jobs=jobs))
 
     def answer(text: str, status: int = 200) -> Response:
-        return PlainTextResponse(text, status_code=status, headers={"Ping-Body-Limit": str(limit)})
+        return PlainTextResponse(
+            text,
+            status_code=status,
+            headers={"Ping-Body-Limit": str(limit), "Access-Control-Allow-Origin": "*"},
+        )
 
     async def handle_ping(
         request: Request, target: PingTarget, action: PingAction, exit_code: int | None = None
@@ -215,21 +219,26 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             return parsed
         return await handle_ping(request, target, parsed[0], parsed[1])
 
-    @router.api_route("/ping/{uuid}", methods=PING_METHODS, include_in_schema=False)
     async def ping_uuid(uuid: str, request: Request) -> Response:
         return await ping(request, by_uuid(uuid), None)
 
-    @router.api_route("/ping/{first}/{second}", methods=PING_METHODS, include_in_schema=False)
     async def ping_two(first: str, second: str, request: Request) -> Response:
         if _UUID.match(first.lower()):  # /ping/<uuid>/<action>
             return await ping(request, by_uuid(first), second)
         return await ping(request, by_slug(request, first, second), None)  # /<ping-key>/<slug>
 
-    @router.api_route(
-        "/ping/{ping_key}/{slug}/{action}", methods=PING_METHODS, include_in_schema=False
-    )
-    async def ping_slug_action(ping_key: str, slug: str, action: str, request: Request) -> Response:
+    async def ping_three(ping_key: str, slug: str, action: str, request: Request) -> Response:
         return await ping(request, by_slug(request, ping_key, slug), action)
+
+    # With and without a trailing slash, as Healthchecks accepts both: a
+    # redirect would lose the ping for `curl -fsS` (which does not follow it).
+    for path, endpoint in (
+        ("/ping/{uuid}", ping_uuid),
+        ("/ping/{first}/{second}", ping_two),
+        ("/ping/{ping_key}/{slug}/{action}", ping_three),
+    ):
+        for variant in (path, path + "/"):
+            router.add_api_route(variant, endpoint, methods=PING_METHODS, include_in_schema=False)
 
     def authorised(request: Request) -> None:
         if not adapter.token:

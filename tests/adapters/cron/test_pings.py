@@ -69,8 +69,9 @@ def test_rid_less_start_pairs_with_the_next_outcome_like_runitor(cron_gateway: C
 
 def test_fail_ping_and_head_request(cron_gateway: CronGateway) -> None:
     gw = cron_gateway
-    status, _, _ = curl("-I", f"{gw.url}/ping/{CHECK}/fail")
+    status, _, headers = curl("-I", f"{gw.url}/ping/{CHECK}/fail/")  # trailing slash too
     assert status == 200
+    assert "access-control-allow-origin: *" in headers.lower()
     (run,) = gw.runs()
     assert run["state"] == State.failed
     assert run["error_kind"] == "fail"
