@@ -387,7 +387,8 @@ def parse_run_filters(params: Mapping[str, str], now: datetime) -> RunFilters:
     until_text = params.get("until", "").strip()
     since = _parse_local("since", since_text)
     until = _parse_local("until", until_text)
-    chosen = params.get("range", "").strip() or ("custom" if since or until else DEFAULT_RANGE)
+    # Dates typed in win over the range menu: they are the more specific ask.
+    chosen = "custom" if since or until else (params.get("range", "").strip() or DEFAULT_RANGE)
     if chosen != "custom":
         if chosen not in RANGES:
             raise FilterError(f"range: {chosen!r} is not one of {', '.join(RANGES)}, custom")
