@@ -27,7 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from gateway.config import Config, parse_duration
 from gateway.links import dialect_insert, table
@@ -304,14 +306,223 @@ def write_flows(conn: Connection, flows: Iterable[FlowDef], *, now: datetime) ->
         conn.execute(dialect_insert(conn, edge_t), edges)
 
 
+# --- reading: flows with their jobs and recent flow runs -----------------------
+
+RECENT_FLOW_RUNS = 10
+MAX_FLOW_RUN_SPANS = 100
+
+
+class FlowJobPublic(BaseModel):
+    source: str
+    job: str
+    last_state: str | None = None
+    last_run_id: str | None = None
+    last_at: datetime | None = None
+
+
+class FlowEdgePublic(BaseModel):
+    upstream: str
+    downstream: str
+    relation: str
+    within_s: float
+    declared_as: str
+
+
+class FlowRunMember(BaseModel):
+    run_id: str
+    source: str
+    job: str | None
+    state: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    linked_by: str | None = None
+
+
+class FlowRunPublic(BaseModel):
+    """Runs of a flow's jobs stitched together by its declared edges."""
+
+    started_at: datetime | None
+    state: str
+    runs: list[FlowRunMember]
+
+
+class FlowPublic(BaseModel):
+    name: str
+    owner: str | None
+    description: str | None
+    file: str | None
+    jobs: list[FlowJobPublic]
+    edges: list[FlowEdgePublic]
+    recent_runs: list[FlowRunPublic]
+
+
+class FlowsPublic(BaseModel):
+    data: list[FlowPublic]
+
+
+def _flow_state(states: Iterable[str]) -> str:
+    found = set(states)
+    for state in ("failed", "missed", "running", "queued", "scheduled", "up_for_retry"):
+        if state in found:
+            return state
+    return "succeeded" if found <= {"succeeded", "skipped"} else sorted(found)[0]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _flow(conn: Connection, row: Any, recent: int) -> FlowPublic:
+    job_t, edge_t, run, link = table("flow_job"), table("flow_edge"), table("run"), table("link")
+    at = sa.func.coalesce(run.c.started_at, run.c.observed_at)
+    listed = [str(j) for j in (row.definition or {}).get("jobs") or []]
+    jobs = sorted(
+        conn.execute(sa.select(job_t).where(job_t.c.flow == row.name)).mappings().all(),
+        key=lambda j: (
+            listed.index(f"{j['source']}:{j['job']}")
+            if f"{j['source']}:{j['job']}" in listed
+            else len(listed),
+            j["source"],
+            j["job"],
+        ),
+    )
+    edges = conn.execute(sa.select(edge_t).where(edge_t.c.flow == row.name)).mappings().all()
+    members = {(j["source"], j["job"]) for j in jobs}
+    downstream = {(e["down_source"], e["down_job"]) for e in edges}
+    job_views: list[FlowJobPublic] = []
+    entries: list[Any] = []
+    for j in jobs:
+        query = (
+            sa.select(
+                run.c.id,
+                run.c.source,
+                run.c.job,
+                run.c.state,
+                run.c.started_at,
+                run.c.ended_at,
+                at.label("at"),
+            )
+            .where(run.c.source == j["source"], run.c.job == j["job"], run.c.kind == "run")
+            .order_by(at.desc())
+            .limit(recent)
+        )
+        rows = conn.execute(query).all()
+        last = rows[0] if rows else None
+        job_views.append(
+            FlowJobPublic(
+                source=j["source"],
+                job=j["job"],
+                last_state=last.state if last else None,
+                last_run_id=last.id if last else None,
+                last_at=_aware(last.at) if last else None,
+            )
+        )
+        if (j["source"], j["job"]) not in downstream or not edges:
+            entries.extend(rows)
+    entries.sort(key=lambda r: _aware(r.at) or datetime.min.replace(tzinfo=UTC), reverse=True)
+    flow_runs: list[FlowRunPublic] = []
+    relations = {e["relation"] for e in edges}
+    for entry in entries[:recent]:
+        spans = {
+            entry.id: FlowRunMember(
+                run_id=entry.id,
+                source=entry.source,
+                job=entry.job,
+                state=entry.state,
+                started_at=_aware(entry.started_at),
+                ended_at=_aware(entry.ended_at),
+            )
+        }
+        frontier = [entry.id]
+        while frontier and len(spans) < MAX_FLOW_RUN_SPANS:
+            query = (
+                sa.select(
+                    link.c.to_run_id,
+                    link.c.relation,
+                    run.c.source,
+                    run.c.job,
+                    run.c.state,
+                    run.c.started_at,
+                    run.c.ended_at,
+                )
+                .join(run, run.c.id == link.c.to_run_id)
+                .where(
+                    link.c.from_run_id.in_(frontier),
+                    link.c.strength == "declared",
+                    link.c.relation.in_(sorted(relations)),
+                )
+            )
+            frontier = []
+            for to_id, relation, source, job, state, started, ended in conn.execute(query):
+                if to_id in spans or (source, job) not in members:
+                    continue
+                spans[to_id] = FlowRunMember(
+                    run_id=to_id,
+                    source=source,
+                    job=job,
+                    state=state,
+                    started_at=_aware(started),
+                    ended_at=_aware(ended),
+                    linked_by=relation,
+                )
+                frontier.append(to_id)
+        flow_runs.append(
+            FlowRunPublic(
+                started_at=_aware(entry.started_at) or _aware(entry.at),
+                state=_flow_state(s.state for s in spans.values()),
+                runs=list(spans.values()),
+            )
+        )
+    definition = row.definition or {}
+    return FlowPublic(
+        name=row.name,
+        owner=row.owner,
+        description=row.description,
+        file=definition.get("file"),
+        jobs=job_views,
+        edges=[
+            FlowEdgePublic(
+                upstream=f"{e['up_source']}:{e['up_job']}",
+                downstream=f"{e['down_source']}:{e['down_job']}",
+                relation=e["relation"],
+                within_s=e["within_s"],
+                declared_as=e["declared_as"],
+            )
+            for e in edges
+        ],
+        recent_runs=flow_runs,
+    )
+
+
+def list_flows(session: Session, *, recent: int = 5) -> FlowsPublic:
+    """Every flow with its jobs (last run each), edges and recent stitched flow runs."""
+    conn = session.connection()
+    flow_t = table("flow")
+    rows = conn.execute(sa.select(flow_t).order_by(flow_t.c.name)).all()
+    return FlowsPublic(data=[_flow(conn, row, recent) for row in rows])
+
+
+def flow_detail(
+    session: Session, name: str, *, recent: int = RECENT_FLOW_RUNS
+) -> FlowPublic | None:
+    conn = session.connection()
+    flow_t = table("flow")
+    row = conn.execute(sa.select(flow_t).where(flow_t.c.name == name)).first()
+    return None if row is None else _flow(conn, row, recent)
+
+
 __all__ = [
     "DEFAULT_FLOWS_DIR",
     "RELATIONS",
     "Edge",
     "FlowDef",
     "FlowError",
+    "FlowPublic",
+    "FlowsPublic",
     "JobRef",
     "configured_flows_dir",
+    "flow_detail",
+    "list_flows",
     "load_configured_flows",
     "load_flows",
     "parse_flow",

@@ -22,10 +22,22 @@ from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
 from gateway.api.problems import install_problem_handlers
-from gateway.api.routes import events, health, jobs, runs, sources, traces, webhooks
+from gateway.api.routes import (
+    events,
+    flows,
+    health,
+    incidents,
+    jobs,
+    runs,
+    sources,
+    traces,
+    webhooks,
+)
 from gateway.config import Config
 from gateway.contract import create_adapter
+from gateway.flows import load_configured_flows, sync_flows
 from gateway.store.db import make_engine
+from gateway.store.migrate import at_head
 
 log = logging.getLogger("gateway.api")
 
@@ -65,6 +77,11 @@ def create_app(
 ) -> FastAPI:
     """The gateway's ASGI app. `adapters` overrides the registry for named sources."""
     engine = engine if engine is not None else make_engine(config.database_url)
+    # Flow files are validated before anything starts (FlowError names file and key);
+    # a store not yet migrated gets them on the next start (readyz says so meanwhile).
+    flow_defs = load_configured_flows(config)
+    if at_head(engine):
+        sync_flows(engine, flow_defs)
     built = build_adapters(config, adapters)
     metrics = ApiMetrics()
     metrics.registry.register(SourceStatusCollector(config, engine))
@@ -119,7 +136,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (runs, traces, jobs, sources, events, webhooks):
+    for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard_router)
