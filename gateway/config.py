@@ -28,6 +28,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -90,6 +91,29 @@ class SourceEntry(BaseModel):
         )
 
 
+class OtlpSettings(BaseModel):
+    """`otlp:` — export finished runs as spans over OTLP/HTTP (protobuf)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = Field(description="collector URL; a bare host gets /v1/traces")
+    headers: dict[str, str] = Field(default_factory=dict)
+    interval: float = Field(default=60.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+
+    _durations = field_validator("interval", "timeout", mode="before")(parse_duration)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _traces_url(cls, v: str) -> str:
+        parsed = urlsplit(v.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{v!r} is not an http(s) URL (e.g. http://tempo:4318)")
+        if parsed.path in ("", "/"):
+            return urlunsplit(parsed._replace(path="/v1/traces"))
+        return v.strip()
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +126,7 @@ class Config(BaseModel):
     sources: list[SourceEntry] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)
     flows_dir: str | None = None
+    otlp: OtlpSettings | None = None
 
     secret_values: frozenset[str] = Field(default=frozenset(), exclude=True)
     path: str | None = Field(default=None, exclude=True)

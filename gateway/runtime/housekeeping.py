@@ -7,7 +7,9 @@ order; a task that raises is logged (redacted) and the next one still runs.
 
 The default list (`default_tasks`) is retention (`prune` with
 `config.retention`, when set) and `gateway.expectations.check_expectations`
-(missed and stuck runs). `Runtime(..., housekeeping=[...])` replaces it.
+(missed and stuck runs), then, with an `otlp:` section, the OTLP export of
+finished runs (`gateway.telemetry.export`). `Runtime(..., housekeeping=[...])`
+replaces it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gateway.config import Config
 from gateway.expectations import check_expectations
 from gateway.runtime.leases import LeaseKeeper
 from gateway.runtime.retention import prune
+from gateway.telemetry.export import OtlpExportTask
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ def default_tasks(config: Config) -> list[HousekeepingTask]:
             HousekeepingTask("retention", lambda engine, now: prune(engine, retention, now=now))
         )
     tasks.append(HousekeepingTask("expectations", check_expectations))
+    if config.otlp is not None:
+        tasks.append(HousekeepingTask(OtlpExportTask.name, OtlpExportTask(config)))
     return tasks
 
 
