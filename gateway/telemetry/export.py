@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.config import Config, OtlpSettings
-from gateway.contract import LinkStrength
+from gateway.contract import LinkStrength, RunKind, State
 from gateway.links import chunks, dialect_insert, table
 from gateway.telemetry.otlp import (
     EXPORTABLE_STATES,
@@ -152,12 +152,22 @@ def source_kinds(engine: Engine, configured: Mapping[str, str]) -> dict[str, str
     return kinds
 
 
+def _finished(run: sa.Table) -> sa.ColumnElement[bool]:
+    """Spans that are over: terminal runs, and tries that failed and will be
+    retried (the retry is a new span). A task or run waiting for a retry is not."""
+    terminal = [s.value for s in EXPORTABLE_STATES if s is not State.up_for_retry]
+    return sa.or_(
+        run.c.state.in_(terminal),
+        sa.and_(run.c.state == State.up_for_retry.value, run.c.kind == RunKind.attempt.value),
+    )
+
+
 def _page(
     conn: Connection, low: datetime | None, after: tuple[datetime, str] | None, limit: int
 ) -> list[tuple[RunRecord, datetime]]:
     run = table("run")
     query = sa.select(*(run.c[c] for c in RUN_COLUMNS), run.c.updated_at).where(
-        run.c.state.in_([s.value for s in EXPORTABLE_STATES]), run.c.updated_at.is_not(None)
+        _finished(run), run.c.updated_at.is_not(None)
     )
     if low is not None:
         query = query.where(run.c.updated_at >= low)
@@ -168,6 +178,12 @@ def _page(
         )
     query = query.order_by(run.c.updated_at, run.c.id).limit(limit)
     return [(RunRecord.from_row(row), row["updated_at"]) for row in conn.execute(query).mappings()]
+
+
+def _is_finished(run: RunRecord) -> bool:
+    if run.state == State.up_for_retry.value:
+        return run.kind == RunKind.attempt.value
+    return run.state in {s.value for s in EXPORTABLE_STATES}
 
 
 def _hops(conn: Connection, runs: Sequence[RunRecord]) -> list[Hop]:
@@ -192,13 +208,12 @@ def _hops(conn: Connection, runs: Sequence[RunRecord]) -> list[Hop]:
         query = sa.select(*(run.c[c] for c in RUN_COLUMNS)).where(run.c.id.in_(part))
         for row in conn.execute(query).mappings():
             ends[row["id"]] = RunRecord.from_row(row)
-    finished = {s.value for s in EXPORTABLE_STATES}
     hops: list[Hop] = []
     for row in sorted(found.values(), key=lambda r: r["id"]):
         a, b = ends.get(row["from_run_id"]), ends.get(row["to_run_id"])
         if a is None or b is None or a.source == b.source:
             continue
-        if a.state not in finished or b.state not in finished:
+        if not (_is_finished(a) and _is_finished(b)):
             continue
         caller, callee = caller_and_callee(a, b, strength=row["strength"])
         hops.append(

@@ -33,7 +33,8 @@ from gateway.config import ConfigError, parse_config
 from gateway.contract import ErrorInfo, Ref, RunEvent, RunKind, State, span_id_for, trace_id_for
 from gateway.ingest import apply_batch
 from gateway.links import table
-from gateway.runtime.housekeeping import default_tasks, run_tasks
+from gateway.runtime.housekeeping import HOUSEKEEPING_LEASE, default_tasks, run_tasks
+from gateway.runtime.replica import Runtime
 from gateway.telemetry.export import (
     EXPORT_CURSOR,
     ExportPositionMoved,
@@ -532,3 +533,43 @@ def test_housekeeping_exports_with_configured_headers_once_per_interval(
     assert run_tasks(engine, cfg, tasks, now=T0 + timedelta(minutes=1)) == {"otlp-export": 0}
     assert run_tasks(engine, cfg, tasks, now=T0 + timedelta(minutes=6)) == {"otlp-export": 0}
     assert len(receiver.requests) == 1
+
+
+def test_a_task_waiting_for_its_retry_is_not_exported_but_its_failed_try_is(
+    sqlite_engine: Engine,
+) -> None:
+    run_key, task_key = "d/r1", "d/r1/t"
+    apply_batch(sqlite_engine, "airflow-prod", [
+        RunEvent(source="airflow-prod", key=run_key, job="d", state=State.running,
+                 started_at=T0, observed_at=T0),
+        RunEvent(source="airflow-prod", kind=RunKind.task, key=task_key, parent_key=run_key,
+                 job="d", state=State.up_for_retry, started_at=T0, observed_at=T0),
+        RunEvent(source="airflow-prod", kind=RunKind.attempt, key=f"{task_key}/1",
+                 parent_key=task_key, root_key=run_key, job="d", state=State.up_for_retry,
+                 started_at=T0, ended_at=T0 + timedelta(seconds=5),
+                 observed_at=T0 + timedelta(seconds=5)),
+    ])  # fmt: skip
+    exporter = InMemorySpanExporter()
+    assert export_finished_runs(sqlite_engine, exporter) == 1
+    (span,) = exporter.get_finished_spans()
+    assert span.context.span_id == int(span_id_for("airflow-prod", f"{task_key}/1"), 16)
+    assert span.attributes is not None
+    assert span.attributes["cicd.pipeline.task.run.result"] == "failure"
+
+
+@pytest.mark.slow
+def test_runtime_exports_under_the_housekeeping_lease(engine: Engine, receiver: Receiver) -> None:
+    seed(engine)
+    cfg = parse_config({"retention": "off",
+                        "otlp": {"endpoint": receiver.endpoint, "timeout": "2s"}})  # fmt: skip
+    runtime = Runtime(cfg, engine, replica_id="replica-a").start()
+    try:
+        for _ in range(200):  # bounded wait for the first housekeeping round
+            if read_position(engine) is not None:
+                break
+            threading.Event().wait(0.1)
+        assert HOUSEKEEPING_LEASE in runtime.held()
+    finally:
+        runtime.stop()
+    assert read_position(engine) is not None
+    assert len({s.span_id for _, s in receiver.spans()}) == 6 + 2
