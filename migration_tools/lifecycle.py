@@ -1,0 +1,795 @@
+"""The per-job migration lifecycle: a state machine whose every step is audited and reversible.
+
+    observed → translated → wrapped → shadow → cut_over → retired
+                   └────────────────────↗        (shadow may follow translated)
+    rollback: any state → observed
+
+Each action is a named rule (`RULES`: the states it may start from and the
+state it leads to). An action runs its side effects as a list of steps,
+each with its undo; when a step fails, the undos of the steps already done
+run in reverse order, so both sides are left as they were (cutover: if the
+Kestra trigger cannot be enabled after the legacy schedule was paused, the
+legacy schedule is resumed). Then one transaction writes the `migration`
+row, `job.migration_state` and the `migration_audit` row (who, when, action,
+before, after, outcome, detail) — or, on failure, only the audit row with
+outcome `compensated` (or `inconsistent` when an undo failed too, naming
+it). The state write is a compare-and-set on the state the action started
+from, so two operators racing on one job cannot both move it.
+
+`Migration.sides` records what Switchyard changed on each side (legacy
+paused, wrap/native flow deployed, which triggers enabled); rollback undoes
+exactly that, legacy first so the job never runs nowhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from adapters.kestra.normalize import job_key as kestra_job_key
+from gateway.contract import JobSpec, job_id_for
+from gateway.store.models import Job, Migration, MigrationAudit
+from migration_tools.kestra_api import KestraApi
+from migration_tools.parity import DEFAULT_TOLERANCE_S, ParityReport, parity_report
+from migration_tools.translate import DEFAULT_NAMESPACE, check_flow, translate
+from migration_tools.wrap import WrapOptions, wrap
+
+
+class MigrationState(enum.StrEnum):
+    observed = "observed"
+    translated = "translated"
+    wrapped = "wrapped"
+    shadow = "shadow"
+    cut_over = "cut_over"
+    retired = "retired"
+
+
+S = MigrationState
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An action: the states it may start from and the state it leads to (None: unchanged)."""
+
+    name: str
+    allowed_from: frozenset[MigrationState]
+    to: MigrationState | None
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("translate", frozenset({S.observed, S.translated}), S.translated),
+        Rule("deploy", frozenset({S.translated, S.wrapped, S.shadow}), None),
+        Rule("wrap", frozenset({S.translated}), S.wrapped),
+        Rule("shadow", frozenset({S.translated, S.wrapped}), S.shadow),
+        Rule("cutover", frozenset({S.shadow}), S.cut_over),
+        Rule("retire", frozenset({S.cut_over}), S.retired),
+        Rule("rollback", frozenset(set(S) - {S.observed}), S.observed),
+    )
+}
+
+
+class MigrationError(Exception):
+    """A lifecycle action could not be done; names the job and why."""
+
+    def __init__(self, source: str, job_key: str, message: str) -> None:
+        super().__init__(f"{source}:{job_key}: {message}")
+        self.source = source
+        self.job_key = job_key
+        self.message = message
+
+
+class JobNotFound(MigrationError):
+    def __init__(self, source: str, job_key: str) -> None:
+        super().__init__(source, job_key, "no such discovered job (run discovery first)")
+
+
+class TransitionRefused(MigrationError):
+    """The action is not allowed from the job's current state (or a race moved it)."""
+
+
+class ParityTooLow(MigrationError):
+    def __init__(self, source: str, job_key: str, reason: str, report: ParityReport) -> None:
+        super().__init__(source, job_key, reason)
+        self.report = report
+
+
+class SideEffectFailed(MigrationError):
+    """A step on Kestra or the legacy system failed; `compensated` says if all was undone."""
+
+    def __init__(
+        self, source: str, job_key: str, message: str, *, compensated: bool, detail: dict[str, Any]
+    ) -> None:
+        super().__init__(source, job_key, message)
+        self.compensated = compensated
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ParityPolicy:
+    min_parity: float = 0.95
+    min_runs: int = 5
+    tolerance_s: float = DEFAULT_TOLERANCE_S
+
+
+@dataclass(frozen=True)
+class MigrationView:
+    """A job's place in the lifecycle, as the CLI and API show it."""
+
+    job_id: str
+    source: str
+    job_key: str
+    state: str
+    namespace: str | None
+    flow_id: str | None
+    wrap_flow_id: str | None
+    readiness: str | None
+    reasons: list[str]
+    sides: dict[str, Any]
+    updated_at: datetime | None
+    state_changed_at: datetime | None
+
+    @classmethod
+    def of(cls, m: Migration) -> MigrationView:
+        return cls(
+            m.job_id,
+            m.source,
+            m.job_key,
+            m.state,
+            m.namespace,
+            m.flow_id,
+            m.wrap_flow_id,
+            m.readiness,
+            list(m.reasons),
+            dict(m.sides),
+            m.updated_at,
+            m.state_changed_at,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        for k in ("updated_at", "state_changed_at"):
+            out[k] = out[k].isoformat() if out[k] else None
+        return out
+
+
+@dataclass
+class _Step:
+    name: str
+    do: Callable[[], Any]
+    undo: Callable[[], Any] | None = None
+
+
+@dataclass
+class _Plan:
+    """Steps run in order; on failure the done steps' undos run in reverse."""
+
+    steps: list[_Step] = field(default_factory=list)
+
+    def add(self, name: str, do: Callable[[], Any], undo: Callable[[], Any] | None = None) -> None:
+        self.steps.append(_Step(name, do, undo))
+
+    def run(self) -> tuple[list[str], dict[str, Any] | None]:
+        done: list[_Step] = []
+        for step in self.steps:
+            try:
+                step.do()
+            except Exception as exc:  # any side failing must trigger the undo of the others
+                undone, undo_failed = [], []
+                for prior in reversed(done):
+                    if prior.undo is None:
+                        continue
+                    try:
+                        prior.undo()
+                        undone.append(prior.name)
+                    except Exception as undo_exc:  # keep undoing; report every failure
+                        undo_failed.append(f"{prior.name}: {undo_exc}")
+                return [s.name for s in done], {
+                    "failed_step": step.name,
+                    "error": str(exc),
+                    "undone": undone,
+                    "undo_failed": undo_failed,
+                }
+            done.append(step)
+        return [s.name for s in done], None
+
+
+# What an action's effects hand back: a finishing touch run after its steps succeed.
+After = Callable[[Migration], None] | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Migrations:
+    """Lifecycle actions for the jobs in one store, against one Kestra and the legacy adapters.
+
+    `legacy` maps a source name to its adapter (anything with `pause(job_key)`
+    and `resume(job_key)`); `kestra` is the Kestra API client.
+    """
+
+    engine: Engine
+    kestra: KestraApi | None = None
+    legacy: Mapping[str, Any] = field(default_factory=dict)
+    namespace: str = DEFAULT_NAMESPACE
+    kestra_version: str = "1"
+    wrap_options: WrapOptions | None = None
+    parity: ParityPolicy = field(default_factory=ParityPolicy)
+    clock: Callable[[], datetime] = _now
+
+    # reads ---------------------------------------------------------------
+    def status(self, source: str, job_key: str) -> MigrationView:
+        with Session(self.engine) as session:
+            job = self._job(session, source, job_key)
+            m = session.get(Migration, job.id)
+            return MigrationView.of(m) if m else MigrationView.of(self._fresh(job))
+
+    def list_migrations(self, *, state: str | None = None, limit: int = 500) -> list[MigrationView]:
+        with Session(self.engine) as session:
+            query = select(Migration).order_by(Migration.source, Migration.job_key).limit(limit)
+            if state:
+                query = query.where(Migration.state == state)
+            return [MigrationView.of(m) for m in session.exec(query).all()]
+
+    def audit(self, source: str, job_key: str, *, limit: int = 200) -> list[MigrationAudit]:
+        job_id = job_id_for(source, job_key)
+        with Session(self.engine) as session:
+            query = (
+                select(MigrationAudit)
+                .where(MigrationAudit.job_id == job_id)
+                .order_by(MigrationAudit.id)  # type: ignore[arg-type]  # column, not int
+                .limit(limit)
+            )
+            return list(session.exec(query).all())
+
+    def parity_report(
+        self, source: str, job_key: str, *, since: datetime | None = None
+    ) -> ParityReport:
+        view = self.status(source, job_key)
+        if not view.flow_id or not view.namespace:
+            raise MigrationError(source, job_key, "not translated yet: no native flow to compare")
+        start = since or view.sides.get("shadow_since")
+        start_at = (
+            datetime.fromisoformat(start)
+            if isinstance(start, str)
+            else start or self.clock() - timedelta(days=30)
+        )
+        return parity_report(
+            self.engine,
+            source=source,
+            job_key=job_key,
+            native_job=kestra_job_key(view.namespace, view.flow_id),
+            since=start_at,
+            tolerance_s=self.parity.tolerance_s,
+        )
+
+    # actions -------------------------------------------------------------
+    def translate(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            t = translate(spec, kestra_version=self.kestra_version, namespace=self.namespace)
+            problems = check_flow(t.yaml_text, kestra_version=self.kestra_version)
+            m.namespace, m.flow_id = t.namespace, t.flow_id
+            m.translated_yaml, m.readiness = t.yaml_text, t.readiness
+            m.reasons = list(t.reasons) + [str(p) for p in problems]
+            detail.update(readiness=t.readiness, flow=f"{t.namespace}.{t.flow_id}")
+            return None
+
+        return self._act("translate", source, job_key, actor, effects)
+
+    def deploy(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        """Push the native flow to Kestra as translated (its triggers stay disabled)."""
+
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            kestra = self._kestra(source, job_key)
+            yaml_text = self._native_yaml(m)
+            ns, fid = str(m.namespace), str(m.flow_id)
+            result: dict[str, Any] = {}
+            plan.add(
+                "deploy native flow", lambda: result.update(kestra.put_flow(ns, fid, yaml_text))
+            )
+
+            def after(done: Migration) -> None:
+                done.deployed_revision = result.get("revision")
+                done.sides = dict(done.sides, native_deployed=True)
+                detail.update(flow=f"{ns}.{fid}", revision=done.deployed_revision)
+
+            return after
+
+        return self._act("deploy", source, job_key, actor, effects)
+
+    def wrap(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            kestra = self._kestra(source, job_key)
+            legacy = self._legacy(source, job_key)
+            wf = wrap(spec, self.wrap_options or WrapOptions(namespace=self.namespace))
+            ns = wf.namespace
+            plan.add(
+                "deploy wrap flow",
+                lambda: kestra.put_flow(ns, wf.flow_id, wf.yaml_text),
+                lambda: kestra.delete_flow(ns, wf.flow_id),
+            )
+            if not m.sides.get("legacy_paused"):
+                plan.add(
+                    "pause legacy schedule",
+                    lambda: legacy.pause(job_key),
+                    lambda: legacy.resume(job_key),
+                )
+            for tid in wf.trigger_ids:
+                plan.add(
+                    f"enable wrap trigger {tid}",
+                    partial(kestra.enable_trigger, ns, wf.flow_id, tid),
+                    partial(kestra.disable_trigger, ns, wf.flow_id, tid),
+                )
+            m.wrap_flow_id, m.wrap_yaml = wf.flow_id, wf.yaml_text
+            m.sides = dict(
+                m.sides,
+                wrap_deployed=True,
+                legacy_paused=True,
+                wrap_triggers=list(wf.trigger_ids),
+            )
+            detail.update(wrap_flow=f"{ns}.{wf.flow_id}", triggers=list(wf.trigger_ids))
+            return None
+
+        return self._act("wrap", source, job_key, actor, effects)
+
+    def shadow(self, source: str, job_key: str, *, actor: str, safe: bool) -> MigrationView:
+        """Run the native flow beside the legacy one; the caller says that is safe."""
+
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            if not safe:
+                raise TransitionRefused(
+                    source,
+                    job_key,
+                    "shadow runs the native flow beside the legacy job (both do the work); "
+                    "confirm it is safe to run twice (--safe)",
+                )
+            if m.readiness != "full":
+                raise TransitionRefused(
+                    source,
+                    job_key,
+                    f"translation readiness is {m.readiness}, not full: "
+                    + "; ".join(m.reasons or ["re-translate"]),
+                )
+            kestra = self._kestra(source, job_key)
+            yaml_text = self._native_yaml(m)
+            ns, fid = str(m.namespace), str(m.flow_id)
+            triggers = _trigger_ids(yaml_text)
+            if not triggers:
+                raise TransitionRefused(source, job_key, "the native flow has no trigger to run on")
+            plan.add("deploy native flow", lambda: kestra.put_flow(ns, fid, yaml_text))
+            for tid in triggers:
+                plan.add(
+                    f"enable native trigger {tid}",
+                    partial(kestra.enable_trigger, ns, fid, tid),
+                    partial(kestra.disable_trigger, ns, fid, tid),
+                )
+            m.sides = dict(
+                m.sides,
+                native_deployed=True,
+                native_triggers=triggers,
+                shadow_since=self.clock().isoformat(),
+            )
+            detail.update(native_flow=f"{ns}.{fid}", triggers=triggers)
+            return None
+
+        return self._act("shadow", source, job_key, actor, effects)
+
+    def cutover(
+        self,
+        source: str,
+        job_key: str,
+        *,
+        actor: str,
+        force: bool = False,
+        min_parity: float | None = None,
+        min_runs: int | None = None,
+    ) -> MigrationView:
+        """Pause legacy, stop the wrap, enable the native trigger — refused below parity."""
+        floor = self.parity.min_parity if min_parity is None else min_parity
+        need = self.parity.min_runs if min_runs is None else min_runs
+
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            report = self.parity_report(source, job_key)
+            detail.update(parity=report.parity, compared=report.compared, forced=force)
+            reason = None
+            if report.compared < need:
+                reason = f"only {report.compared} runs compared in shadow; {need} needed"
+            elif report.parity is not None and report.parity < floor:
+                reason = (
+                    f"parity {report.parity:.2f} over {report.compared} runs is below "
+                    f"{floor:.2f} ({report.counts})"
+                )
+            if reason and not force:
+                raise ParityTooLow(source, job_key, reason + " (use --force to override)", report)
+            if reason:
+                detail["forced_over"] = reason
+            kestra = self._kestra(source, job_key)
+            legacy = self._legacy(source, job_key)
+            ns, fid = str(m.namespace), str(m.flow_id)
+            if not m.sides.get("legacy_paused"):
+                plan.add(
+                    "pause legacy schedule",
+                    lambda: legacy.pause(job_key),
+                    lambda: legacy.resume(job_key),
+                )
+            for tid in m.sides.get("wrap_triggers") or []:
+                plan.add(
+                    f"disable wrap trigger {tid}",
+                    partial(kestra.disable_trigger, ns, str(m.wrap_flow_id), tid),
+                    partial(kestra.enable_trigger, ns, str(m.wrap_flow_id), tid),
+                )
+            for tid in m.sides.get("native_triggers") or []:
+                plan.add(
+                    f"enable native trigger {tid}",
+                    partial(kestra.enable_trigger, ns, fid, tid),
+                    None,
+                )
+            m.sides = dict(m.sides, legacy_paused=True, wrap_triggers=[])
+            return None
+
+        return self._act("cutover", source, job_key, actor, effects)
+
+    def retire(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            detail.update(legacy_paused=bool(m.sides.get("legacy_paused")))
+            return None
+
+        return self._act("retire", source, job_key, actor, effects)
+
+    def rollback(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        """Back to observed: legacy schedule resumed first, then Kestra's triggers and flows."""
+
+        def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
+            sides = dict(m.sides)
+            ns = str(m.namespace or self.namespace)
+            if sides.get("legacy_paused"):
+                legacy = self._legacy(source, job_key)
+                plan.add(
+                    "resume legacy schedule",
+                    lambda: legacy.resume(job_key),
+                    lambda: legacy.pause(job_key),
+                )
+            touches_kestra = sides.get("native_deployed") or sides.get("wrap_deployed")
+            kestra = self._kestra(source, job_key) if touches_kestra else None
+            if kestra is not None and m.flow_id:
+                fid = str(m.flow_id)
+                for tid in sides.get("native_triggers") or []:
+                    plan.add(
+                        f"disable native trigger {tid}",
+                        partial(kestra.disable_trigger, ns, fid, tid),
+                        partial(kestra.enable_trigger, ns, fid, tid),
+                    )
+            if kestra is not None and m.wrap_flow_id:
+                wid = str(m.wrap_flow_id)
+                for tid in sides.get("wrap_triggers") or []:
+                    plan.add(
+                        f"disable wrap trigger {tid}",
+                        partial(kestra.disable_trigger, ns, wid, tid),
+                        partial(kestra.enable_trigger, ns, wid, tid),
+                    )
+            # Deleting the flows comes last: with every trigger already off, a
+            # failed delete leaves nothing running, so it is a warning, not a failure.
+            warnings: list[str] = []
+            for flag, flow_id in (
+                ("wrap_deployed", m.wrap_flow_id),
+                ("native_deployed", m.flow_id),
+            ):
+                if kestra is not None and sides.get(flag) and flow_id:
+                    plan.add(
+                        f"delete flow {flow_id}",
+                        partial(_delete_quietly, kestra, ns, str(flow_id), warnings),
+                    )
+            detail["warnings"] = warnings
+            m.sides = {}
+            m.wrap_flow_id = m.wrap_yaml = None
+            m.deployed_revision = None
+            return None
+
+        return self._act("rollback", source, job_key, actor, effects)
+
+    # machinery -----------------------------------------------------------
+    def _act(
+        self,
+        action: str,
+        source: str,
+        job_key: str,
+        actor: str,
+        effects: Callable[[Migration, JobSpec, _Plan, dict[str, Any]], After],
+    ) -> MigrationView:
+        rule = RULES[action]
+        with Session(self.engine, expire_on_commit=False) as session:
+            job = self._job(session, source, job_key)
+            stored = session.get(Migration, job.id)
+            m = stored if stored is not None else self._fresh(job)
+            spec = JobSpec.model_validate(job.spec)
+            before = MigrationState(m.state)
+            session.expunge_all()
+        detail: dict[str, Any] = {}
+        if before not in rule.allowed_from:
+            allowed = ", ".join(sorted(rule.allowed_from))
+            self._record_audit(
+                job.id,
+                source,
+                job_key,
+                actor,
+                action,
+                before,
+                before,
+                "refused",
+                {"reason": f"not allowed from {before} (only from {allowed})"},
+            )
+            raise TransitionRefused(
+                source, job_key, f"cannot {action} from {before}; {action} needs {allowed}"
+            )
+        plan = _Plan()
+        work = _copy(m)
+        try:
+            after_run = effects(work, spec, plan, detail)
+            failure = plan.run()[1]
+            if failure:
+                raise _Failed(failure)
+            if after_run is not None:
+                after_run(work)
+        except _Failed as exc:
+            clean = not exc.failure["undo_failed"]
+            outcome = "compensated" if clean else "inconsistent"
+            self._record_audit(
+                job.id,
+                source,
+                job_key,
+                actor,
+                action,
+                before,
+                before,
+                outcome,
+                dict(detail, **exc.failure),
+            )
+            message = f"{action} failed at '{exc.failure['failed_step']}': {exc.failure['error']}"
+            message += (
+                "; everything done before it was undone"
+                if clean
+                else "; UNDO FAILED: " + "; ".join(exc.failure["undo_failed"])
+            )
+            raise SideEffectFailed(
+                source, job_key, message, compensated=clean, detail=exc.failure
+            ) from None
+        except MigrationError as exc:
+            outcome = "refused"
+            self._record_audit(
+                job.id,
+                source,
+                job_key,
+                actor,
+                action,
+                before,
+                before,
+                outcome,
+                dict(detail, reason=exc.message),
+            )
+            raise
+        after = rule.to or before
+        self._commit(
+            work, stored is None, job.id, source, job_key, actor, action, before, after, detail
+        )
+        work.state = after.value
+        return MigrationView.of(work)
+
+    def _commit(
+        self,
+        m: Migration,
+        is_new: bool,
+        job_id: str,
+        source: str,
+        job_key: str,
+        actor: str,
+        action: str,
+        before: MigrationState,
+        after: MigrationState,
+        detail: dict[str, Any],
+    ) -> None:
+        now = self.clock()
+        mt = Migration.__table__  # type: ignore[attr-defined]  # SQLModel tables expose __table__
+        jt = Job.__table__  # type: ignore[attr-defined]
+        values = {
+            "state": after.value,
+            "namespace": m.namespace,
+            "flow_id": m.flow_id,
+            "readiness": m.readiness,
+            "reasons": list(m.reasons),
+            "translated_yaml": m.translated_yaml,
+            "wrap_flow_id": m.wrap_flow_id,
+            "wrap_yaml": m.wrap_yaml,
+            "sides": dict(m.sides),
+            "deployed_revision": m.deployed_revision,
+            "updated_at": now,
+            "state_changed_at": now if after != before else m.state_changed_at,
+        }
+        with self.engine.begin() as conn:
+            if is_new:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            sa.insert(mt).values(
+                                job_id=job_id,
+                                source=source,
+                                job_key=job_key,
+                                created_at=now,
+                                **values,
+                            )
+                        )
+                    moved = True
+                except IntegrityError:
+                    moved = False
+            else:
+                updated = conn.execute(
+                    sa.update(mt)
+                    .where(mt.c.job_id == job_id, mt.c.state == before.value)
+                    .values(**values)
+                )
+                moved = updated.rowcount == 1
+            if not moved:
+                raise TransitionRefused(
+                    source, job_key, f"another action moved the job from {before} meanwhile"
+                )
+            conn.execute(sa.update(jt).where(jt.c.id == job_id).values(migration_state=after.value))
+            conn.execute(
+                sa.insert(MigrationAudit.__table__).values(  # type: ignore[attr-defined]
+                    job_id=job_id,
+                    source=source,
+                    job_key=job_key,
+                    actor=actor,
+                    at=now,
+                    action=action,
+                    before=before.value,
+                    after=after.value,
+                    outcome="ok",
+                    detail=_jsonable(detail),
+                )
+            )
+
+    def _record_audit(
+        self,
+        job_id: str,
+        source: str,
+        job_key: str,
+        actor: str,
+        action: str,
+        before: MigrationState,
+        after: MigrationState,
+        outcome: str,
+        detail: dict[str, Any],
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(MigrationAudit.__table__).values(  # type: ignore[attr-defined]
+                    job_id=job_id,
+                    source=source,
+                    job_key=job_key,
+                    actor=actor,
+                    at=self.clock(),
+                    action=action,
+                    before=before.value,
+                    after=after.value,
+                    outcome=outcome,
+                    detail=_jsonable(detail),
+                )
+            )
+
+    def _job(self, session: Session, source: str, job_key: str) -> Job:
+        job = session.get(Job, job_id_for(source, job_key))
+        if job is None:
+            raise JobNotFound(source, job_key)
+        return job
+
+    def _fresh(self, job: Job) -> Migration:
+        return Migration(
+            job_id=job.id,
+            source=job.source,
+            job_key=job.key,
+            state=S.observed.value,
+            reasons=[],
+            sides={},
+        )
+
+    def _kestra(self, source: str, job_key: str) -> KestraApi:
+        if self.kestra is None:
+            raise MigrationError(source, job_key, "no Kestra server configured (--kestra-url)")
+        return self.kestra
+
+    def _legacy(self, source: str, job_key: str) -> Any:
+        adapter = self.legacy.get(source)
+        if adapter is None or not callable(getattr(adapter, "pause", None)):
+            raise MigrationError(
+                source,
+                job_key,
+                f"source {source!r} has no adapter with pause/resume configured here",
+            )
+        return adapter
+
+    def _native_yaml(self, m: Migration) -> str:
+        if not m.translated_yaml or not m.flow_id:
+            raise MigrationError(m.source, m.job_key, "not translated yet (run translate first)")
+        return m.translated_yaml
+
+
+class _Failed(Exception):
+    def __init__(self, failure: dict[str, Any]) -> None:
+        super().__init__(failure["error"])
+        self.failure = failure
+
+
+def _copy(m: Migration) -> Migration:
+    return Migration(
+        job_id=m.job_id,
+        source=m.source,
+        job_key=m.job_key,
+        state=m.state,
+        namespace=m.namespace,
+        flow_id=m.flow_id,
+        readiness=m.readiness,
+        reasons=list(m.reasons or []),
+        translated_yaml=m.translated_yaml,
+        wrap_flow_id=m.wrap_flow_id,
+        wrap_yaml=m.wrap_yaml,
+        sides=dict(m.sides or {}),
+        deployed_revision=m.deployed_revision,
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+        state_changed_at=m.state_changed_at,
+    )
+
+
+def _trigger_ids(yaml_text: str) -> list[str]:
+    import yaml
+
+    flow = yaml.safe_load(yaml_text) or {}
+    return [str(t["id"]) for t in flow.get("triggers") or [] if isinstance(t, dict)]
+
+
+def _delete_quietly(kestra: KestraApi, ns: str, flow_id: str, warnings: list[str]) -> None:
+    from migration_tools.kestra_api import KestraApiError
+
+    try:
+        kestra.delete_flow(ns, flow_id)
+    except KestraApiError as exc:
+        if exc.status != 404:
+            warnings.append(str(exc))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+__all__ = [
+    "RULES",
+    "JobNotFound",
+    "MigrationError",
+    "MigrationState",
+    "MigrationView",
+    "Migrations",
+    "ParityPolicy",
+    "ParityTooLow",
+    "Rule",
+    "SideEffectFailed",
+    "TransitionRefused",
+]
