@@ -16,6 +16,7 @@ from typing import Any, Literal
 from croniter import croniter  # type: ignore[import-untyped, unused-ignore]  # no type hints; mypy flags only the first importer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.cron.crontab import MACROS
 from gateway.contract import (
     MAX_ATTRIBUTES_BYTES,
     ErrorInfo,
@@ -281,15 +282,17 @@ def check_job_key(uuid: str, check: CheckConfig | None) -> str:
 
 def check_job(source: str, uuid: str, check: CheckConfig | None) -> JobSpec:
     """The job a ping check stands for (registered, or auto-provisioned on first ping)."""
-    if check and check.schedule and not croniter.is_valid(check.schedule):
-        raise CronPayloadError(f"checks.{uuid}.schedule: not a cron expression: {check.schedule!r}")
+    native = check.schedule if check else None
+    schedule = MACROS.get(native.lower(), native) or None if native else None
+    if schedule and not croniter.is_valid(schedule):
+        raise CronPayloadError(f"checks.{uuid}.schedule: not a cron expression: {native!r}")
     return JobSpec(
         source=source,
         key=check_job_key(uuid, check),
         kind="job",
         name=(check.name if check and check.name else uuid),
-        schedule=check.schedule if check else None,
-        schedule_native=check.schedule if check else None,
+        schedule=schedule,
+        schedule_native=native,
         timezone=check.timezone if check else "UTC",
         grace_s=check.grace_s if check else None,
         max_duration_s=check.max_duration_s if check else None,
