@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from gateway.api.deps import SessionDep, ViewerDep
 from gateway.api.problems import ProblemError
@@ -32,7 +32,13 @@ def read_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
-def read_incident(incident_id: int, session: SessionDep, _caller: ViewerDep) -> IncidentDetail:
+def read_incident(
+    # Bounded to the id column's range: a larger number cannot name an incident,
+    # and passed on it overflows the database driver (a 500 instead of a 422).
+    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    session: SessionDep,
+    _caller: ViewerDep,
+) -> IncidentDetail:
     detail = incident_detail(session, incident_id)
     if detail is None:
         raise ProblemError(404, f"no incident with id {incident_id}", slug="not-found")
