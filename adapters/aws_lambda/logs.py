@@ -14,13 +14,16 @@ The cursor is JSON::
         "ts": <watermark: newest event timestamp, epoch ms>,
         "ids": {"<timestamp>": ["<eventId digest>", ...]},  # seen, inside the overlap
         "open": {"<request id>": {...Invocation...}},  # started, not yet reported
-        "owners": {"<stream>": "<request id>"}}}}      # invocation open per stream
+        "owners": {"<stream>": "<request id>"},        # invocation open per stream
+        "done": {"<request id digest>": [<attempt>, <timestamp>]}}}}  # for async retries
 
 Seen events are remembered by a 48-bit digest of their `eventId` (AWS ids are
 56 digits), grouped by timestamp, which keeps the cursor about five times
 smaller; a false match inside one overlap window of a million events has a
 probability of about 4e-3 · (events/10^6)^2. An invocation leaves the cursor with
-its REPORT: Lambda writes nothing for a request id after it.
+its REPORT into `done` for 20 minutes: Lambda writes nothing more for that try,
+but an async retry (1 and 2 minutes later by default) reuses the request id and
+becomes the next `attempt` of the same run.
 
 A log group that no longer exists (its function was deleted) is dropped from
 the cursor without failing the poll.
@@ -50,7 +53,8 @@ from gateway.contract import RunEvent, SourceError
 from gateway.states import StateMap
 
 CURSOR_VERSION = 1
-# An invocation may run 15 minutes; one whose report never came is forgotten after this.
+# An invocation may run 15 minutes and async retries follow within minutes; an open
+# invocation whose report never came, or a reported one, is forgotten after this.
 OPEN_INVOCATION_TTL_MS = 20 * 60 * 1000
 
 
@@ -73,6 +77,7 @@ class GroupCursor:
             "ids": by_ts,
             "open": {rid: inv.to_json() for rid, inv in self.fold.invocations.items()},
             "owners": {k.split("\n", 1)[1]: v for k, v in self.fold.stream_owner.items()},
+            "done": {d: list(v) for d, v in self.fold.done.items()},
         }
 
     @classmethod
@@ -88,6 +93,7 @@ class GroupCursor:
             stream_owner={
                 f"{group}\n{stream}": rid for stream, rid in dict(data.get("owners", {})).items()
             },
+            done={str(d): (int(a), int(t)) for d, (a, t) in dict(data.get("done", {})).items()},
         )
         seen = {str(d): int(t) for t, digests in ids.items() for d in digests}
         return cls(ts=ts, ids=seen, fold=fold)
@@ -242,23 +248,12 @@ class LogReader:
         ids.update(
             {event_digest(e.event_id): e.timestamp_ms for e in fresh if e.timestamp_ms >= horizon}
         )
-        _forget_settled(gc.fold, horizon)
+        gc.fold.settle(horizon, OPEN_INVOCATION_TTL_MS)
         return GroupRead(group, GroupCursor(ts=ts, ids=ids, fold=gc.fold), events)
 
 
 def _id_order(event_id: str) -> tuple[int, str]:
     return (int(event_id), "") if event_id.isdigit() else (0, event_id)
-
-
-def _forget_settled(fold: FoldState, horizon_ms: int) -> None:
-    """Drop reported invocations, and open ones whose report never came."""
-    for rid, inv in list(fold.invocations.items()):
-        if inv.reported or inv.last_ms < horizon_ms - OPEN_INVOCATION_TTL_MS:
-            del fold.invocations[rid]
-    live = set(fold.invocations)
-    for key, rid in list(fold.stream_owner.items()):
-        if rid not in live:
-            del fold.stream_owner[key]
 
 
 def log_groups_for(log_groups: Mapping[str, str]) -> dict[str, str | None]:

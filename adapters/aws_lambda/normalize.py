@@ -29,6 +29,7 @@ prints once per invocation::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -428,6 +429,7 @@ class Invocation:
 
     request_id: str
     function: str
+    attempt: int = 1
     group: str | None = None
     stream: str | None = None
     version: str | None = None
@@ -444,6 +446,13 @@ class Invocation:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {}, False)}
+
+    def retry(self, start_ms: int) -> None:
+        """Lambda retried an async invocation under the same request id: a new try."""
+        self.attempt += 1
+        self.start_ms, self.end_ms, self.reported, self.status = start_ms, None, False, None
+        self.metrics = {}
+        self.error_kind = self.error_type = self.error_message = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Invocation:
@@ -466,10 +475,37 @@ class Invocation:
 
 @dataclass
 class FoldState:
-    """The fold's memory between polls: open invocations and who owns each stream."""
+    """The fold's memory between polls.
+
+    `invocations`: request ids whose lines may still come; `stream_owner`: the
+    invocation open on each stream; `done`: reported request ids (by digest)
+    with their attempt and last timestamp, so that an async retry — Lambda
+    reuses the request id — is recognised as the next attempt in a later poll.
+    """
 
     invocations: dict[str, Invocation] = field(default_factory=dict)
     stream_owner: dict[str, str] = field(default_factory=dict)  # "group\nstream" -> request id
+    done: dict[str, tuple[int, int]] = field(default_factory=dict)  # digest -> (attempt, ms)
+
+    def settle(self, horizon_ms: int, ttl_ms: int) -> None:
+        """Move reported invocations to `done`; forget what is older than `ttl_ms`."""
+        for rid, inv in list(self.invocations.items()):
+            if inv.reported:
+                self.done[request_digest(rid)] = (inv.attempt, inv.last_ms)
+                del self.invocations[rid]
+            elif inv.last_ms < horizon_ms - ttl_ms:
+                del self.invocations[rid]  # its report never came
+        for digest, (_, last_ms) in list(self.done.items()):
+            if last_ms < horizon_ms - ttl_ms:
+                del self.done[digest]
+        live = set(self.invocations)
+        for key, rid in list(self.stream_owner.items()):
+            if rid not in live:
+                del self.stream_owner[key]
+
+
+def request_digest(request_id: str) -> str:
+    return hashlib.blake2b(request_id.encode(), digest_size=6).hexdigest()
 
 
 def fold_log_events(
@@ -497,13 +533,20 @@ def fold_log_events(
         rid = line.request_id or state.stream_owner.get(owner_key)
         if rid is None:
             continue
+        ts = line.time_ms if line.time_ms is not None else ev.timestamp_ms
         inv = state.invocations.get(rid)
         if inv is None:
             fn = (function_for or {}).get(ev.group) or function_from_stream(ev.stream)
             fn = fn or default_function or ev.group.rsplit("/", 1)[-1]
             inv = Invocation(request_id=rid, function=fn, group=ev.group, stream=ev.stream)
+            earlier = state.done.get(request_digest(rid)) if state.done else None
+            if earlier is not None:
+                # A start is the next try; any other line is a late one of the last try.
+                inv.attempt = earlier[0] + 1 if line.kind == "start" else earlier[0]
             state.invocations[rid] = inv
-        ts = line.time_ms if line.time_ms is not None else ev.timestamp_ms
+        elif line.kind == "start" and (inv.reported or inv.end_ms is not None):
+            inv.retry(ts)
+            inv.stream = ev.stream
         inv.last_ms = max(inv.last_ms, ev.timestamp_ms)
         _apply_line(inv, line, ts)
         if line.kind == "start":
@@ -630,6 +673,7 @@ def invocation_event(
         started_at=_dt(start_ms),
         ended_at=_dt(end_ms) if state.terminal else None,
         observed_at=observed_at,
+        attempt=inv.attempt,
         error=error,
         attributes=attributes,
         refs=refs,

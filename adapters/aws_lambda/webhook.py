@@ -129,11 +129,16 @@ def _one(item: Any, source: str, where: str) -> RunEvent:
                 found = traceparent_in(f"traceparent={value.strip().lower()}")
                 if found:
                     refs.append(Ref(namespace="w3c.traceparent", value=found))
+    count = context.get("approximateInvokeCount")
+    # The record follows the last try, so it names that try's number, the same
+    # numbering the log fold gives async retries of one request id.
+    attempt = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
     return RunEvent(
         source=source,
         key=request_id,
         job=function,
         name=function,
+        attempt=attempt,
         state=State.failed if failed else State.succeeded,
         ended_at=at,
         observed_at=at,

@@ -202,3 +202,17 @@ def test_missing_credential_variable_is_named(estate: Estate) -> None:
     )
     with pytest.raises(SourceError, match="NOPE_NOT_SET"):
         LambdaAdapter(cfg)
+
+
+def test_async_retry_read_in_a_later_poll_is_the_next_attempt_of_the_same_run(
+    estate: Estate, adapter: LambdaAdapter
+) -> None:
+    estate.function("orders")
+    t = now_ms() - 90_000
+    estate.logs("/aws/lambda/orders", STREAM, text_invocation(rid(1), t, outcome="crash"))
+    first = adapter.poll(None)
+    (ev1,) = first.events
+    assert (ev1.attempt, ev1.state, ev1.error.kind) == (1, State.failed, "unhandled")  # type: ignore[union-attr]
+    estate.logs("/aws/lambda/orders", STREAM, text_invocation(rid(1), t + 60_000))
+    (ev2,) = adapter.poll(first.cursor).events
+    assert (ev2.key, ev2.attempt, ev2.state, ev2.error) == (rid(1), 2, State.succeeded, None)

@@ -209,3 +209,22 @@ def test_schedule_conversion(native: str, five: str | None) -> None:
 def test_rate_seven_minutes_says_why_it_cannot_be_expressed() -> None:
     assert "7 minutes" in (convert_schedule("rate(7 minutes)").reason or "")
     assert "year" in (convert_schedule("cron(0 10 * * ? 2030)").reason or "")
+
+
+def test_async_retry_under_the_same_request_id_is_the_next_attempt() -> None:
+    first = text_invocation(RID, T0, outcome="handled")
+    second = text_invocation(RID, T0 + 60_000)
+    ev = _run(first + second)
+    assert ev.attempt == 2 and ev.state is State.succeeded and ev.error is None
+
+
+def test_async_retry_in_a_later_poll_is_the_next_attempt() -> None:
+    state = FoldState()
+    first = _run(text_invocation(RID, T0, outcome="timeout"), state)
+    assert first.attempt == 1 and first.state is State.failed
+    state.settle(horizon_ms=T0 + 10_000, ttl_ms=20 * 60_000)
+    assert not state.invocations and len(state.done) == 1
+    second = _run(text_invocation(RID, T0 + 120_000), state)
+    assert second.attempt == 2 and second.state is State.succeeded
+    state.settle(horizon_ms=T0 + 30 * 60_000, ttl_ms=20 * 60_000)
+    assert not state.done  # forgotten once no retry can come

@@ -89,6 +89,7 @@ def test_failure_records_carry_distinct_error_kinds(error: dict[str, Any], kind:
     )
     assert ev.state is State.failed and ev.error is not None and ev.error.kind == kind
     assert ev.attributes["aws.lambda.approximate_invoke_count"] == 3
+    assert ev.attempt == 3  # the record follows the last try
 
 
 def test_bare_records_and_lists_are_accepted() -> None:
