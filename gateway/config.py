@@ -114,6 +114,38 @@ class OtlpSettings(BaseModel):
         return v.strip()
 
 
+class AlertMatch(BaseModel):
+    """Which incidents a route takes: every key given must fit (flow, job, source)."""
+
+    model_config = ConfigDict(extra="forbid")
+    flow: str | None = None
+    job: str | None = None
+    source: str | None = None
+
+
+class AlertRoute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    match: AlertMatch = Field(default_factory=AlertMatch)
+    notify: list[str] = Field(min_length=1, description="Apprise URLs, e.g. json://host/hook")
+
+
+class AlertsConfig(BaseModel):
+    """`alerts:` — where incident notifications go (gateway.alerts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    routes: list[AlertRoute] = Field(default_factory=list)
+    default: list[str] = Field(default_factory=list)
+    hold: float = Field(
+        default=0.0, description="seconds an incident is open before it is announced"
+    )
+
+    _hold = field_validator("hold", mode="before")(parse_duration)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.routes or self.default)
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,7 +156,7 @@ class Config(BaseModel):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     states: str | None = None
     sources: list[SourceEntry] = Field(default_factory=list)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     flows_dir: str | None = None
     otlp: OtlpSettings | None = None
 

@@ -7,7 +7,8 @@ order; a task that raises is logged (redacted) and the next one still runs.
 
 The default list (`default_tasks`) is retention (`prune` with
 `config.retention`, when set) and `gateway.expectations.check_expectations`
-(missed and stuck runs), then, with an `otlp:` section, the OTLP export of
+(missed and stuck runs), then incident notifications (`gateway.alerts`, with an
+`alerts:` section), then, with an `otlp:` section, the OTLP export of
 finished runs (`gateway.telemetry.export`). `Runtime(..., housekeeping=[...])`
 replaces it.
 """
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from gateway.alerts import deliver_alerts
 from gateway.config import Config
 from gateway.expectations import check_expectations
 from gateway.runtime.leases import LeaseKeeper
@@ -50,6 +52,11 @@ def default_tasks(config: Config) -> list[HousekeepingTask]:
             HousekeepingTask("retention", lambda engine, now: prune(engine, retention, now=now))
         )
     tasks.append(HousekeepingTask("expectations", check_expectations))
+    alerts = config.alerts
+    if alerts.enabled:
+        tasks.append(
+            HousekeepingTask("alerts", lambda engine, now: deliver_alerts(engine, alerts, now=now))
+        )
     if config.otlp is not None:
         tasks.append(HousekeepingTask(OtlpExportTask.name, OtlpExportTask(config)))
     return tasks
