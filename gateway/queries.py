@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -442,24 +443,49 @@ def run_counts(
     )
 
 
+@dataclass(frozen=True)
+class RunMark:
+    """One run as a job's recent-runs strip shows it."""
+
+    id: str
+    trace_id: str
+    state: str
+    at: datetime | None
+
+
 def recent_runs_by_job(
     session: Session, jobs: Sequence[Job], *, per_job: int = 10
-) -> dict[str, list[Run]]:
+) -> dict[str, list[RunMark]]:
     """The newest root runs of each job (by job id), newest first.
 
-    One indexed query per job (`(source, job, sort key)`), each with a LIMIT,
-    so a page of jobs costs a page of index probes whatever the store's size.
+    One compiled statement run once per job, each a LIMITed probe of the
+    `(source, job, sort key)` index, so a page of jobs costs a page of index
+    probes whatever the store's size (and compiles SQL once, not per job).
     """
-    out: dict[str, list[Run]] = {}
-    for job in jobs:
-        out[job.id] = list(
-            session.exec(
-                select(Run)
-                .where(Run.source == job.source, Run.job == job.key, Run.kind == "run")
-                .order_by(run_sort_key().desc())
-                .limit(per_job)
-            )
+    out: dict[str, list[RunMark]] = {job.id: [] for job in jobs}
+    if not jobs:
+        return out
+    sort = run_sort_key()
+    probe = (
+        core_select(col(Run.id), col(Run.trace_id), col(Run.state), sort.label("at"))
+        .where(
+            col(Run.source) == bindparam("source"),
+            col(Run.job) == bindparam("job"),
+            col(Run.kind) == "run",
         )
+        .order_by(sort.desc())
+        .limit(per_job)
+    )
+    conn = session.connection()
+    for job in jobs:
+        for run_id, trace_id, state, at in conn.execute(
+            probe, {"source": job.source, "job": job.key}
+        ):
+            if isinstance(at, str):  # SQLite hands back the expression's raw text
+                at = datetime.fromisoformat(at)
+            if at is not None and at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            out[job.id].append(RunMark(run_id, trace_id, state, at))
     return out
 
 
@@ -472,6 +498,7 @@ __all__ = [
     "Page",
     "RunCounts",
     "RunDetail",
+    "RunMark",
     "SourceView",
     "TraceView",
     "get_job",
