@@ -173,9 +173,11 @@ class LogReader:
             events.extend(result.events)
             if result.cursor is not None:
                 merged[result.group] = result.cursor
-        # Groups no longer configured keep their cursor: a function may come back.
+        # A group no longer read keeps its cursor while a returning function's
+        # first read would otherwise re-read what was already seen (the look-back).
+        horizon = int(now.timestamp() * 1000) - self.lookback_ms
         for group, old in previous.items():
-            if group not in groups:
+            if group not in groups and (old.ts or 0) >= horizon:
                 merged[group] = old
         events.sort(key=lambda e: (e.ended_at or e.started_at or e.observed_at, e.key))
         return events, dump_cursor(merged)
@@ -248,7 +250,7 @@ class LogReader:
         ids.update(
             {event_digest(e.event_id): e.timestamp_ms for e in fresh if e.timestamp_ms >= horizon}
         )
-        gc.fold.settle(horizon, OPEN_INVOCATION_TTL_MS)
+        gc.fold.settle(recent, OPEN_INVOCATION_TTL_MS)  # retries follow by wall clock
         return GroupRead(group, GroupCursor(ts=ts, ids=ids, fold=gc.fold), events)
 
 
