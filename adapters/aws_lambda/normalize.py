@@ -211,7 +211,13 @@ _REPORT_FIELD = re.compile(r"([A-Za-z][A-Za-z ]*?):\s*([^\t]+?)\s*(?=\t|$)")
 _TIMEOUT = re.compile(r"^(?:(\S+)\s+)?(" + _UUIDISH + r")\s+Task timed out after ([\d.]+) seconds")
 _EXIT = re.compile(r"^RequestId: (\S+) Error: (.+)$", re.S)
 _PY_ERROR = re.compile(r"^\[ERROR\] ([A-Za-z_][\w.]*): ?(.*)$", re.S)
-_NODE_INVOKE_ERROR = re.compile(r"^\S+\t(" + _UUIDISH + r")\tERROR\tInvoke Error \t(.*)$", re.S)
+_NODE_INVOKE_ERROR = re.compile(
+    r"^\S+\t("
+    + _UUIDISH
+    + r")\tERROR\t(Invoke Error|Unhandled Promise Rejection|Uncaught Exception)"
+    r" \t(.*)$",
+    re.S,
+)
 _TAB_REQUEST_ID = re.compile(r"(?:^|\t)(" + _UUIDISH + r")\t")
 _TRACEPARENT_ANY = re.compile(
     r"""traceparent["']?\s*[:=]\s*["']?(00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})""", re.I
@@ -289,7 +295,18 @@ def _parse_text_line(text: str) -> LogLine | None:
             "runtime_exit", m.group(1), error_type="Runtime.ExitError", error_message=detail
         )
     if m := _NODE_INVOKE_ERROR.match(text):
-        error_type, error_message = _error_from_json_text(m.group(2))
+        error_type, error_message = _error_from_json_text(m.group(3))
+        if m.group(2) != "Invoke Error":
+            # The Node.js runtime exits after these: the process crashed.
+            error_type = (
+                error_type
+                if (error_type or "").startswith("Runtime.")
+                else (
+                    "Runtime.UnhandledPromiseRejection"
+                    if m.group(2).startswith("Unhandled")
+                    else "Runtime.UncaughtException"
+                )
+            )
         return LogLine("error", m.group(1), error_type=error_type, error_message=error_message)
     if m := _PY_ERROR.match(text):
         first_line = re.split(r"[\r\n]", m.group(2), maxsplit=1)[0]

@@ -228,3 +228,27 @@ def test_async_retry_in_a_later_poll_is_the_next_attempt() -> None:
     assert second.attempt == 2 and second.state is State.succeeded
     state.settle(horizon_ms=T0 + 30 * 60_000, ttl_ms=20 * 60_000)
     assert not state.done  # forgotten once no retry can come
+
+
+@pytest.mark.parametrize(
+    ("label", "body", "kind"),
+    [
+        ("Invoke Error", '{"errorType":"Error","errorMessage":"boom","stack":[]}', "handled"),
+        (
+            "Unhandled Promise Rejection",
+            '{"errorType":"Runtime.UnhandledPromiseRejection","errorMessage":"Error: boom"}',
+            "unhandled",
+        ),
+        (
+            "Uncaught Exception",
+            '{"errorType":"TypeError","errorMessage":"x is undefined"}',
+            "unhandled",
+        ),
+    ],
+)
+def test_node_runtime_error_lines_are_attributed_by_their_request_id(
+    label: str, body: str, kind: str
+) -> None:
+    line = f"2026-11-26T00:00:00.005Z\t{RID}\tERROR\t{label} \t{body}\n"
+    ev = _run([(T0 + 5, line)])
+    assert ev.state is State.failed and ev.error is not None and ev.error.kind == kind
