@@ -289,6 +289,13 @@ def db_prune(
     typer.echo(f"removed {removed} run row(s) older than {seconds:g}s")
 
 
+# `inventory` and `migrate …` live with the migration tools; mounted here, after
+# the helpers above that they use.
+from migration_tools.cli import register as _register_migration  # noqa: E402
+
+_register_migration(app)
+
+
 def main() -> None:
     try:
         app()

@@ -24,7 +24,7 @@ exactly that, legacy first so the job never runs nowhere.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,12 +36,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from adapters.kestra.normalize import job_key as kestra_job_key
-from gateway.contract import JobSpec, job_id_for
+from gateway.config import Config, ConfigError, SourceEntry
+from gateway.contract import JobSpec, create_adapter, job_id_for
 from gateway.store.models import Job, Migration, MigrationAudit
 from migration_tools.kestra_api import KestraApi
 from migration_tools.parity import DEFAULT_TOLERANCE_S, ParityReport, parity_report
-from migration_tools.translate import DEFAULT_NAMESPACE, check_flow, translate
-from migration_tools.wrap import WrapOptions, wrap
+from migration_tools.translate import (
+    DEFAULT_NAMESPACE,
+    TranslationError,
+    check_flow,
+    translate,
+)
+from migration_tools.wrap import WrapError, WrapOptions, wrap
 
 
 class MigrationState(enum.StrEnum):
@@ -278,7 +284,10 @@ class Migrations:
     # actions -------------------------------------------------------------
     def translate(self, source: str, job_key: str, *, actor: str) -> MigrationView:
         def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
-            t = translate(spec, kestra_version=self.kestra_version, namespace=self.namespace)
+            try:
+                t = translate(spec, kestra_version=self.kestra_version, namespace=self.namespace)
+            except TranslationError as exc:
+                raise TransitionRefused(source, job_key, f"cannot translate: {exc}") from None
             problems = check_flow(t.yaml_text, kestra_version=self.kestra_version)
             m.namespace, m.flow_id = t.namespace, t.flow_id
             m.translated_yaml, m.readiness = t.yaml_text, t.readiness
@@ -313,7 +322,10 @@ class Migrations:
         def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
             kestra = self._kestra(source, job_key)
             legacy = self._legacy(source, job_key)
-            wf = wrap(spec, self.wrap_options or WrapOptions(namespace=self.namespace))
+            try:
+                wf = wrap(spec, self.wrap_options or WrapOptions(namespace=self.namespace))
+            except WrapError as exc:
+                raise TransitionRefused(source, job_key, f"cannot wrap: {exc.message}") from None
             ns = wf.namespace
             plan.add(
                 "deploy wrap flow",
@@ -791,5 +803,71 @@ __all__ = [
     "ParityTooLow",
     "Rule",
     "SideEffectFailed",
+    "SourceAdapters",
     "TransitionRefused",
+    "kestra_source",
+    "migrations_for",
 ]
+
+
+class SourceAdapters(Mapping[str, Any]):
+    """Adapters of the configured sources, created on first use (given ones win)."""
+
+    def __init__(self, config: Config, given: Mapping[str, Any] | None = None) -> None:
+        self._config = config
+        self._made: dict[str, Any] = dict(given or {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._made:
+            entry = self._config.source(name)
+            self._made[name] = create_adapter(entry.source_config())
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(s.name for s in self._config.sources)
+
+    def __len__(self) -> int:
+        return len(self._config.sources)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except ConfigError:
+            return default
+
+    def close(self) -> None:
+        for adapter in self._made.values():
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+
+
+def kestra_source(config: Config, name: str | None = None) -> SourceEntry | None:
+    """The Kestra source the migration deploys to: `name`, else the only `kestra` source."""
+    if name:
+        return config.source(name)
+    found = [s for s in config.sources if s.kind == "kestra"]
+    if len(found) > 1:
+        raise ConfigError(
+            "several kestra sources are configured ("
+            + ", ".join(s.name for s in found)
+            + "); choose one with --kestra-source"
+        )
+    return found[0] if found else None
+
+
+def migrations_for(
+    config: Config,
+    engine: Engine,
+    *,
+    adapters: Mapping[str, Any] | None = None,
+    kestra_source_name: str | None = None,
+    **options: Any,
+) -> Migrations:
+    """A `Migrations` wired from the config: the Kestra source's client and the legacy adapters."""
+    legacy = SourceAdapters(config, adapters)
+    entry = kestra_source(config, kestra_source_name)
+    kestra = legacy[entry.name].api if entry is not None else None
+    if entry is not None and "namespace" not in options and entry.options.get("namespace"):
+        options["namespace"] = str(entry.options["namespace"])
+    return Migrations(engine, kestra=kestra, legacy=legacy, **options)
