@@ -15,7 +15,8 @@
 * **cron** — `CronLoop`: real shell commands through the real
   `switchyard-cron` wrapper on this machine, one of which fails every other round;
 * **Kestra** — `emulators.kestra`: a native flow executed every tick, and the
-  CronJob's translated flow deployed once it is discovered (`migration.py`).
+  CronJob's flow translated and deployed through the migration lifecycle once
+  the gateway has discovered it (`migration.py`), so the job shows `translated`.
 
 `start()` brings the emulators up and returns the `Config` (SQLite in the data
 directory, one source per system, 5 s polls). `start_live(url, engine)` starts
@@ -346,8 +347,12 @@ class DemoEstate:
                     )
                 ).scalar()
             if key is not None:
-                deployed = migrate_job(engine, self.kestra_api(), source=source, key=key)
-                self.migrated = f"{deployed.namespace}.{deployed.flow_id}"
+                try:
+                    view = migrate_job(engine, self.kestra_api(), source=source, key=key)
+                except Exception:  # the lifecycle audited the failure; the demo goes on without it
+                    log.warning("the demo migration step failed", exc_info=True)
+                    return
+                self.migrated = f"{view.namespace}.{view.flow_id}"
                 return
             self._stop.wait(1.0)
         if not self._stop.is_set():

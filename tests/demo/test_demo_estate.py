@@ -200,6 +200,16 @@ def test_a_job_is_part_way_through_migration_and_its_flow_is_in_kestra(demo: Dem
 
     flows = wait_for("the translated flow discovered in Kestra", deployed, demo)
     assert len(flows) == 1 and flows[0]["kind"] == "kestra_flow"
+    engine = sa.create_engine(f"sqlite:///{demo.data_dir / 'switchyard.db'}")
+    with engine.connect() as conn:
+        audit = conn.execute(
+            sa.text("SELECT actor, action, outcome FROM migration_audit ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [(a.actor, a.action) for a in audit] == [
+        ("switchyard-demo", "translate"),
+        ("switchyard-demo", "deploy"),
+    ]
 
 
 def test_ctrl_c_stops_the_demo_and_leaves_no_process_behind(demo: Demo) -> None:
