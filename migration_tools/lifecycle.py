@@ -815,9 +815,12 @@ class SourceAdapters(Mapping[str, Any]):
 
     def __init__(self, config: Config, given: Mapping[str, Any] | None = None) -> None:
         self._config = config
-        self._made: dict[str, Any] = dict(given or {})
+        self._given: dict[str, Any] = dict(given or {})
+        self._made: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
+        if name in self._given:
+            return self._given[name]
         if name not in self._made:
             entry = self._config.source(name)
             self._made[name] = create_adapter(entry.source_config())
@@ -836,10 +839,12 @@ class SourceAdapters(Mapping[str, Any]):
             return default
 
     def close(self) -> None:
+        """Close the adapters made here; given ones belong to their owner."""
         for adapter in self._made.values():
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
+        self._made.clear()
 
 
 def kestra_source(config: Config, name: str | None = None) -> SourceEntry | None:

@@ -28,6 +28,7 @@ from gateway.api.routes import (
     health,
     incidents,
     jobs,
+    migrations,
     runs,
     sources,
     traces,
@@ -136,7 +137,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows):
+    for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows, migrations):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard_router)
