@@ -307,3 +307,38 @@ def test_audit_rows_carry_who_when_before_after_on_postgres_too(
     ]
     assert rows[0].at == datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
     assert rows[1].at == datetime(2026, 3, 1, 2, 1, tzinfo=UTC)
+
+
+def test_wrap_moves_the_schedule_to_kestra_and_cutover_then_rollback_restore_both_sides(
+    migrations: Migrations, kestra: KestraEmulator, cron_adapter: Any, sqlite_engine: Engine
+) -> None:
+    view = migrations.translate(SOURCE, KEY, actor="alice")
+    wrapped = migrations.wrap(SOURCE, KEY, actor="alice")
+    wrap_id = str(wrapped.wrap_flow_id)
+    assert wrapped.state == "wrapped" and legacy_paused(cron_adapter)
+    assert trigger_states(kestra, wrap_id) == {"schedule": True}
+    # the wrap trigger fires: an execution that will stamp its traceparent on the legacy call
+    assert kestra.fire_trigger(NS, wrap_id, "schedule")
+
+    migrations.shadow(SOURCE, KEY, actor="alice", safe=True)
+    migrations.cutover(SOURCE, KEY, actor="alice", force=True)
+    assert trigger_states(kestra, wrap_id) == {"schedule": False}
+    assert trigger_states(kestra, str(view.flow_id)) == {"schedule": True}
+    assert legacy_paused(cron_adapter)
+
+    migrations.rollback(SOURCE, KEY, actor="alice")
+    assert not legacy_paused(cron_adapter)
+    assert ("main", NS, wrap_id) not in kestra.state.flows
+    assert ("main", NS, str(view.flow_id)) not in kestra.state.flows
+
+
+def test_wrap_with_kestra_unreachable_leaves_legacy_running_and_audits_it(
+    migrations: Migrations, kestra: KestraEmulator, cron_adapter: Any, sqlite_engine: Engine
+) -> None:
+    migrations.translate(SOURCE, KEY, actor="alice")
+    kestra.stop()  # Kestra unreachable: the first step fails, legacy was never paused
+    with pytest.raises(SideEffectFailed, match="deploy wrap flow"):
+        migrations.wrap(SOURCE, KEY, actor="alice")
+    assert not legacy_paused(cron_adapter)
+    assert migrations.status(SOURCE, KEY).state == "translated"
+    assert audit_rows(sqlite_engine)[-1]["outcome"] == "compensated"
