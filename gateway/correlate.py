@@ -23,10 +23,13 @@ neighbours, through indexes — never a scan of history:
    part of that try, for the same reason. So a flaky task that fails and
    then succeeds on retry opens nothing, while a task that fails for good
    fails its DAG run, which opens the incident and pulls the tries in.
-3. **Suggested links.** When an incident opens, source runs of *other*
-   sources within `SUGGEST_WINDOW_S` of its opener whose names share most
-   tokens with it are linked with strength `suggested`, a confidence and
-   the evidence. Suggestions are shown, never followed when grouping.
+3. **Suggested links.** When an incident opens, failed source runs of
+   *other* sources within `SUGGEST_WINDOW_S` of its opener whose names share
+   most tokens with it are linked with strength `suggested`, a confidence
+   and the evidence (at most `MAX_SUGGESTIONS`). Only failures are compared:
+   a suggestion answers "is that other red run the same story?", and the
+   state index keeps the scan small. Suggestions are shown, never followed
+   when grouping.
 4. **Recovery.** A succeeded source run of a job that an open incident is
    waiting on marks that job recovered; when all have, the incident resolves.
 
@@ -66,6 +69,7 @@ MAX_DECLARED_PER_EDGE = 20
 SUGGEST_WINDOW_S = 300.0
 SUGGEST_MIN_SIMILARITY = 0.5
 SUGGEST_SCAN = 500
+MAX_SUGGESTIONS = 5
 
 BAD = frozenset({State.failed.value, State.missed.value})
 IMPACT = frozenset({State.skipped.value})
@@ -195,76 +199,107 @@ class _Found:
     evidence: dict[str, Any]
 
 
-def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> dict[str, _Found]:
-    """Runs reachable from `seeds` by tree and exact/declared links (bounded BFS)."""
+@dataclass
+class Neighbourhood:
+    """Runs reached from the seeds, and which reached which (for components)."""
+
+    found: dict[str, _Found]
+    edges: list[tuple[str, str]]
+
+    def components(self) -> list[list[str]]:
+        """Connected groups of found runs (union-find over the edges followed)."""
+        parent = {i: i for i in self.found}
+
+        def root(i: str) -> str:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a, b in self.edges:
+            if a in parent and b in parent:
+                parent[root(a)] = root(b)
+        groups: dict[str, list[str]] = defaultdict(list)
+        for i in self.found:
+            groups[root(i)].append(i)
+        return list(groups.values())
+
+
+def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> Neighbourhood:
+    """Runs reachable from `seeds` by tree and exact/declared links (bounded BFS).
+
+    All seeds of a batch walk together, so each hop is a few `IN` queries for
+    the whole batch, not per run.
+    """
     run, link = table("run"), table("link")
     found: dict[str, _Found] = {s.id: _Found(s, {"via": "event"}) for s in seeds}
+    edges: list[tuple[str, str]] = []
     frontier = list(seeds)
+    strong = [LinkStrength.exact.value, LinkStrength.declared.value]
+
+    def reach(
+        wanted: dict[str, dict[str, Any]], target: str, origin: str, evidence: dict[str, Any]
+    ) -> None:
+        edges.append((origin, target))
+        if target not in found:
+            wanted.setdefault(target, evidence)
+
     for _ in range(MAX_DEPTH):
         if not frontier or len(found) >= MAX_NODES:
             break
         wanted: dict[str, dict[str, Any]] = {}
         # Tree: the parent and the source run at the top of the tree.
         for node in frontier:
-            if node.parent_id and node.parent_id not in found:
-                wanted.setdefault(node.parent_id, {"via": "tree", "child": node.id})
-        roots_by_key = [(n.source, n.root_key) for n in frontier if n.kind != "run"]
-        for part in chunks(sorted(set(roots_by_key))):
-            query = sa.select(run.c.id).where(
-                sa.tuple_(run.c.source, run.c.key).in_(part), run.c.kind == "run"
-            )
-            for (root_id,) in conn.execute(query):
-                if root_id not in found:
-                    wanted.setdefault(root_id, {"via": "tree", "relation": "root"})
+            if node.parent_id:
+                reach(wanted, node.parent_id, node.id, {"via": "tree", "child": node.id})
+            if node.kind != "run" and node.root_id != node.parent_id:
+                reach(wanted, node.root_id, node.id, {"via": "tree", "child": node.id})
         # Tree: a source run's failed or skipped spans.
-        for node in frontier:
-            if node.kind != "run":
-                continue
+        runs_by_key = {(n.source, n.key): n.id for n in frontier if n.kind == "run"}
+        for part in chunks(sorted(runs_by_key)):
             query = (
-                sa.select(run.c.id)
+                sa.select(run.c.id, run.c.source, run.c.root_key)
                 .where(
-                    run.c.source == node.source,
-                    run.c.root_key == node.key,
+                    sa.tuple_(run.c.source, run.c.root_key).in_(part),
                     run.c.state.in_(sorted(BAD | IMPACT)),
+                    run.c.kind != "run",
                 )
-                .limit(MAX_TREE_SPANS)
+                .limit(MAX_TREE_SPANS * len(part))
             )
-            for (child_id,) in conn.execute(query):
-                if child_id not in found:
-                    wanted.setdefault(child_id, {"via": "tree", "parent": node.id})
+            for child_id, source, root_key in conn.execute(query):
+                origin = runs_by_key[(source, root_key)]
+                reach(wanted, child_id, origin, {"via": "tree", "parent": origin})
         # Links, both directions, exact and declared (never suggested).
-        ids = [n.id for n in frontier]
-        strong = [LinkStrength.exact.value, LinkStrength.declared.value]
-        for part in chunks(ids):
-            for column, other in (
-                (link.c.from_run_id, "to_run_id"),
-                (link.c.to_run_id, "from_run_id"),
-            ):
-                query = (
-                    sa.select(link)
-                    .where(column.in_(part), link.c.strength.in_(strong))
-                    .limit(MAX_LINKS_PER_RUN * len(part))
+        for part in chunks([n.id for n in frontier]):
+            query = (
+                sa.select(link)
+                .where(
+                    sa.or_(link.c.from_run_id.in_(part), link.c.to_run_id.in_(part)),
+                    link.c.strength.in_(strong),
                 )
-                for row in conn.execute(query).mappings():
-                    target = row[other]
-                    if target not in found:
-                        wanted.setdefault(
-                            target,
-                            {
-                                "via": "link",
-                                "strength": row["strength"],
-                                "relation": row["relation"],
-                                "link_id": row["id"],
-                                "evidence": row["evidence"],
-                            },
-                        )
+                .limit(MAX_LINKS_PER_RUN * len(part))
+            )
+            ids = set(part)
+            for row in conn.execute(query).mappings():
+                evidence = {
+                    "via": "link",
+                    "strength": row["strength"],
+                    "relation": row["relation"],
+                    "link_id": row["id"],
+                    "evidence": row["evidence"],
+                }
+                a, b = row["from_run_id"], row["to_run_id"]
+                if a in ids:
+                    reach(wanted, b, a, evidence)
+                if b in ids:
+                    reach(wanted, a, b, evidence)
         room = MAX_NODES - len(found)
-        loaded = load_runs(conn, list(wanted)[:room])
+        loaded = load_runs(conn, list(wanted)[:room]) if room > 0 else {}
         frontier = []
         for run_id, view in loaded.items():
             found[run_id] = _Found(view, wanted[run_id])
             frontier.append(view)
-    return found
+    return Neighbourhood(found, edges)
 
 
 def _superseded(conn: Connection, attempts: Sequence[RunView]) -> set[str]:
@@ -292,34 +327,43 @@ def _superseded(conn: Connection, attempts: Sequence[RunView]) -> set[str]:
 def _group(
     conn: Connection, seeds: list[RunView], now: datetime, report: CorrelationReport
 ) -> None:
-    done: set[str] = set()
-    for seed in seeds:
-        if seed.id in done:
-            continue
-        found = neighbourhood(conn, [seed])
-        done.update(found)
-        candidates = [f.run for f in found.values() if f.run.state in BAD or f.run.state in IMPACT]
-        superseded = _superseded(conn, [r for r in candidates if r.kind == "attempt"])
-        joining = {r.id: found[r.id] for r in candidates if r.id not in superseded}
+    hood = neighbourhood(conn, seeds)
+    found = hood.found
+    candidates = [f.run for f in found.values() if f.run.state in BAD or f.run.state in IMPACT]
+    superseded = _superseded(conn, [r for r in candidates if r.kind == "attempt"])
+    launched = launched_runs(conn, [r.id for r in candidates if r.kind == "run"])
+    member_of = open_incidents_of(conn, list(found))
+    openers: list[RunView] = []
+    for component in hood.components():
+        joining = {
+            i: found[i]
+            for i in component
+            if (found[i].run.state in BAD or found[i].run.state in IMPACT) and i not in superseded
+        }
         # Skips alone open nothing; they only join an incident found around them.
-        incidents = open_incidents_of(conn, list(found))
+        incidents = sorted({member_of[i] for i in component if i in member_of})
         if incidents:
             target = attach(conn, incidents, joining, now=now)
         else:
-            launched = launched_runs(conn, [r.id for r in candidates if r.kind == "run"])
-            openers = [
+            candidates_here = [
                 f.run
                 for f in joining.values()
                 if f.run.kind == "run" and f.run.state in BAD and f.run.id not in launched
             ]
-            if not openers:
+            if not candidates_here:
                 continue
-            opener = min(openers, key=lambda r: (r.failed_at or now, r.id))
-            target = open_incident(conn, opener, joining, now=now)
+            opener = min(candidates_here, key=lambda r: (r.failed_at or now, r.id))
+            # The opener was chosen among runs no try launched: its job is awaited.
+            target, complete = open_incident(conn, opener, joining, now=now)
             report.incidents_opened.append(target)
-            report.suggested_links += write_suggestions(conn, opener, now=now)
+            openers.append(opener)
+            if complete:
+                report.incidents_touched.add(target)
+                continue
         refresh_incident(conn, target, now=now)
         report.incidents_touched.add(target)
+    if openers:
+        report.suggested_links += write_suggestions(conn, openers, now=now)
 
 
 # --- suggestions -----------------------------------------------------------------
@@ -328,8 +372,11 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 
 def name_tokens(text: str | None) -> set[str]:
-    """Lower-case word tokens of a job or run name; digits-only tokens dropped."""
-    return {t for t in _TOKEN.findall((text or "").lower()) if not t.isdigit() and len(t) > 1}
+    """Lower-case word tokens of a job or run name.
+
+    Short numbers stay (`shard-3` is not `shard-4`); long ones (dates, ids) go.
+    """
+    return {t for t in _TOKEN.findall((text or "").lower()) if not (t.isdigit() and len(t) > 4)}
 
 
 def name_similarity(a: str | None, b: str | None) -> float:
@@ -339,49 +386,63 @@ def name_similarity(a: str | None, b: str | None) -> float:
     return len(ta & tb) / len(ta | tb)
 
 
-def write_suggestions(conn: Connection, opener: RunView, *, now: datetime) -> int:
-    """Suggested links from `opener` to similarly named runs of other sources nearby."""
-    if opener.at is None:
+def write_suggestions(conn: Connection, openers: Sequence[RunView], *, now: datetime) -> int:
+    """Suggested links from each opener to similarly named failures of other sources nearby.
+
+    One index range scan over the batch's time span serves every opener in it.
+    """
+    timed = [o for o in openers if o.at is not None]
+    if not timed:
         return 0
     run, link = table("run"), table("link")
     at = sort_at()
     window = timedelta(seconds=SUGGEST_WINDOW_S)
+    lo = min(o.at for o in timed if o.at) - window
+    hi = max(o.at for o in timed if o.at) + window
     query = (
         sa.select(run.c.id, run.c.source, run.c.job, run.c.name, at)
-        .where(
-            at >= opener.at - window,
-            at <= opener.at + window,
-            run.c.kind == "run",
-            run.c.source != opener.source,
-        )
-        .limit(SUGGEST_SCAN)
+        .where(at >= lo, at <= hi, run.c.kind == "run", run.c.state.in_(sorted(BAD)))
+        .limit(SUGGEST_SCAN * len(timed))
     )
+    nearby = conn.execute(query).all()
     rows: list[dict[str, Any]] = []
-    mine = opener.job or opener.name
-    for other_id, _source, job, name, other_at in conn.execute(query):
-        similarity = name_similarity(mine, job or name)
-        if similarity < SUGGEST_MIN_SIMILARITY:
+    for opener in timed:
+        assert opener.at is not None
+        mine = opener.job or opener.name
+        mine_tokens = name_tokens(mine)
+        if not mine_tokens:
             continue
-        gap = abs((_aware(other_at) - opener.at).total_seconds())
-        closeness = 1.0 - gap / SUGGEST_WINDOW_S
-        first, second = sorted((opener.id, other_id))
-        rows.append(
-            {
-                "from_run_id": first,
-                "to_run_id": second,
-                "strength": LinkStrength.suggested.value,
-                "relation": "name_time",
-                "confidence": round(0.6 * similarity + 0.4 * closeness, 3),
-                "evidence": {
-                    "names": [mine, job or name],
-                    "shared_tokens": sorted(name_tokens(mine) & name_tokens(job or name)),
-                    "name_similarity": round(similarity, 3),
-                    "gap_s": round(gap, 3),
-                    "window_s": SUGGEST_WINDOW_S,
-                },
-                "created_at": now,
-            }
-        )
+        scored: list[dict[str, Any]] = []
+        for other_id, source, job, name, other_at in nearby:
+            if source == opener.source:
+                continue
+            gap = abs((_aware(other_at) - opener.at).total_seconds())
+            if gap > SUGGEST_WINDOW_S:
+                continue
+            theirs = job or name
+            similarity = name_similarity(mine, theirs)
+            if similarity < SUGGEST_MIN_SIMILARITY:
+                continue
+            first, second = sorted((opener.id, other_id))
+            scored.append(
+                {
+                    "from_run_id": first,
+                    "to_run_id": second,
+                    "strength": LinkStrength.suggested.value,
+                    "relation": "name_time",
+                    "confidence": round(0.6 * similarity + 0.4 * (1.0 - gap / SUGGEST_WINDOW_S), 3),
+                    "evidence": {
+                        "names": [mine, theirs],
+                        "shared_tokens": sorted(mine_tokens & name_tokens(theirs)),
+                        "name_similarity": round(similarity, 3),
+                        "gap_s": round(gap, 3),
+                        "window_s": SUGGEST_WINDOW_S,
+                    },
+                    "created_at": now,
+                }
+            )
+        scored.sort(key=lambda r: -r["confidence"])
+        rows.extend(scored[:MAX_SUGGESTIONS])
     if not rows:
         return 0
     stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
@@ -392,6 +453,7 @@ __all__ = [
     "BAD",
     "IMPACT",
     "CorrelationReport",
+    "Neighbourhood",
     "correlate_batch",
     "name_similarity",
     "name_tokens",

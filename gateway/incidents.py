@@ -202,21 +202,27 @@ def launched_runs(conn: Connection, run_ids: Sequence[str]) -> set[str]:
 # --- writing -------------------------------------------------------------------
 
 
-def open_incidents_of(conn: Connection, run_ids: Sequence[str]) -> list[int]:
+def open_incidents_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, int]:
+    """run id → the open incident it is a member of, for those that are in one."""
     member, incident = table("incident_member"), table("incident")
-    found: set[int] = set()
+    found: dict[str, int] = {}
     for part in chunks(list(run_ids)):
         query = (
-            sa.select(member.c.incident_id)
+            sa.select(member.c.run_id, member.c.incident_id)
             .join(incident, incident.c.id == member.c.incident_id)
             .where(member.c.run_id.in_(part), incident.c.status == "open")
         )
-        found.update(conn.scalars(query))
-    return sorted(found)
+        found.update({run_id: int(incident_id) for run_id, incident_id in conn.execute(query)})
+    return found
 
 
 def _add_members(
-    conn: Connection, incident_id: int, joining: Mapping[str, Any], now: datetime
+    conn: Connection,
+    incident_id: int,
+    joining: Mapping[str, Any],
+    now: datetime,
+    *,
+    role: str = "member",
 ) -> None:
     if not joining:
         return
@@ -225,7 +231,7 @@ def _add_members(
         {
             "incident_id": incident_id,
             "run_id": run_id,
-            "role": "member",
+            "role": role,
             "evidence": found.evidence,
             "joined_at": now,
         }
@@ -235,10 +241,22 @@ def _add_members(
 
 
 def open_incident(
-    conn: Connection, opener: RunView, joining: Mapping[str, Any], *, now: datetime
-) -> int:
-    """A new open incident around `opener` with the runs in `joining`."""
+    conn: Connection,
+    opener: RunView,
+    joining: Mapping[str, Any],
+    *,
+    now: datetime,
+    awaited: bool = True,
+) -> tuple[int, bool]:
+    """A new open incident around `opener` with the runs in `joining`.
+
+    Returns (id, complete). An incident of the opener alone is written whole
+    here (root cause, awaited job, flows): nothing else is there to weigh, so
+    `refresh_incident` is not needed (complete=True). `awaited` says whether
+    the opener's job must succeed again for the incident to resolve.
+    """
     incident = table("incident")
+    alone = set(joining) == {opener.id}
     stmt = (
         incident.insert()
         .values(
@@ -249,13 +267,25 @@ def open_incident(
             updated_at=now,
             root_run_id=opener.id,
             root_error_kind=opener.error_kind,
-            flows=[],
+            flows=_flows_of(conn, [opener]) if alone else [],
         )
         .returning(incident.c.id)
     )
     incident_id = int(conn.execute(stmt).scalar_one())
-    _add_members(conn, incident_id, joining, now)
-    return incident_id
+    _add_members(conn, incident_id, joining, now, role="root_cause" if alone else "member")
+    if alone and awaited and opener.job:
+        conn.execute(
+            dialect_insert(conn, table("incident_job")).on_conflict_do_nothing(),
+            [
+                {
+                    "incident_id": incident_id,
+                    "source": opener.source,
+                    "job": opener.job,
+                    "failed_at": opener.at or opener.failed_at,
+                }
+            ],
+        )
+    return incident_id, alone
 
 
 def attach(
