@@ -356,11 +356,12 @@ def seed(engine: Engine, now: datetime) -> None:
     ):
         apply_batch(engine, source, events, cursor=f"{source}-cursor", jobs=jobs[source])
     with engine.begin() as conn:
-        # The migration workflow moves jobs along; here, by hand.
+        # The migration workflow moves jobs along (migration_tools.lifecycle
+        # state names); here, by hand.
         for key, migration_state in (
             ("billing_daily", "translated"),
             ("ml_train", "shadow"),
-            ("backup@db1", "cutover"),
+            ("backup@db1", "cut_over"),
             ("resize", "wrapped"),
         ):
             conn.execute(
@@ -503,7 +504,7 @@ def test_panels_show_the_seeded_facts(grafana_db: tuple[str, str]) -> None:
             "translated": 1,
             "wrapped": 1,
             "shadow": 1,
-            "cutover": 1,
+            "cut_over": 1,
         }
         lag = {row[0]: row for row in run("Source lag")}
         assert lag["lambda-prod"][2] == "degraded" or lag["lambda-prod"][2] == "stale"
