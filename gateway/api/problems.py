@@ -143,6 +143,12 @@ async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
+    # json.loads recurses once per nesting level: a small body of 100,000
+    # brackets exhausts the stack in any route that parses JSON itself.
+    return problem_response(422, "the body is nested too deeply to read", slug="validation")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "an internal error occurred; it has been logged", slug="internal")
@@ -152,6 +158,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RecursionError, _on_too_deep)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
