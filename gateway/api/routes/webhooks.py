@@ -3,8 +3,9 @@
 In order: the source must be configured with `options.webhook_secret` and an
 adapter that implements `webhook_events`; the body is capped (413, by the
 middleware); `X-Switchyard-Signature` must match (401) and be within ±300 s
-of now (401); the body must be JSON the adapter can read (422, with the
-adapter's message). The delivery's digest is stored in `webhook_delivery` in
+of now (401); the content type must be JSON (`application/json` or
+`*/*+json`, else 415); the body must be JSON the adapter can read (422, with
+the adapter's message). The delivery's digest is stored in `webhook_delivery` in
 the same transaction as its events, so a delivery is accepted exactly once
 (a second one is 409) and a crash leaves neither. Deliveries older than the
 replay window are pruned as new ones arrive: past the window the timestamp
@@ -70,6 +71,7 @@ def _accept(engine: Engine, source: str, digest: str, events: list[RunEvent]) ->
         404: {"description": "no such source, or it takes no webhooks"},
         409: {"description": "this delivery was already accepted (replay)"},
         413: {"description": "body over the cap"},
+        415: {"description": "the content type is not JSON"},
         422: {"description": "not JSON, or a payload the adapter cannot read"},
     },
 )
@@ -96,6 +98,14 @@ async def receive_webhook(
         raise ProblemError(
             401, str(exc), slug="bad-signature", headers={"WWW-Authenticate": "Signature"}
         ) from None
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        metrics.webhooks_rejected.labels(name, "content-type").inc()
+        raise ProblemError(
+            415,
+            f"content type {media_type or '(none)'!r} is not JSON; send application/json",
+            slug="unsupported-media-type",
+        )
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
