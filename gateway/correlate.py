@@ -255,20 +255,26 @@ def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> Neighbourhood:
             if node.kind != "run" and node.root_id != node.parent_id:
                 reach(wanted, node.root_id, node.id, {"via": "tree", "child": node.id})
         # Tree: a source run's failed or skipped spans.
+        # (One source per query: a row-value IN would not use ix_run_root.)
         runs_by_key = {(n.source, n.key): n.id for n in frontier if n.kind == "run"}
-        for part in chunks(sorted(runs_by_key)):
-            query = (
-                sa.select(run.c.id, run.c.source, run.c.root_key)
-                .where(
-                    sa.tuple_(run.c.source, run.c.root_key).in_(part),
-                    run.c.state.in_(sorted(BAD | IMPACT)),
-                    run.c.kind != "run",
+        keys_by_source: dict[str, list[str]] = defaultdict(list)
+        for source, key in runs_by_key:
+            keys_by_source[source].append(key)
+        for source, keys in sorted(keys_by_source.items()):
+            for part in chunks(sorted(keys)):
+                query = (
+                    sa.select(run.c.id, run.c.root_key)
+                    .where(
+                        run.c.source == source,
+                        run.c.root_key.in_(part),
+                        run.c.state.in_(sorted(BAD | IMPACT)),
+                        run.c.kind != "run",
+                    )
+                    .limit(MAX_TREE_SPANS * len(part))
                 )
-                .limit(MAX_TREE_SPANS * len(part))
-            )
-            for child_id, source, root_key in conn.execute(query):
-                origin = runs_by_key[(source, root_key)]
-                reach(wanted, child_id, origin, {"via": "tree", "parent": origin})
+                for child_id, root_key in conn.execute(query):
+                    origin = runs_by_key[(source, root_key)]
+                    reach(wanted, child_id, origin, {"via": "tree", "parent": origin})
         # Links, both directions, exact and declared (never suggested).
         for part in chunks([n.id for n in frontier]):
             query = (

@@ -473,36 +473,44 @@ def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) 
     if not by_job:
         return []
     touched: set[int] = set()
-    for part in chunks(sorted(by_job)):
-        query = (
-            sa.select(job_t)
-            .join(incident, incident.c.id == job_t.c.incident_id)
-            .where(
-                sa.tuple_(job_t.c.source, job_t.c.job).in_(part),
-                job_t.c.recovered_at.is_(None),
-                incident.c.status == "open",
-            )
-        )
-        for row in conn.execute(query).mappings():
-            failed_at = _aware(row["failed_at"])
-            later = [
-                r
-                for r in by_job[(row["source"], row["job"])]
-                if failed_at is None or (r.at and r.at > failed_at)
-            ]
-            if not later:
-                continue
-            first = min(later, key=lambda r: (r.at, r.id))
-            conn.execute(
-                job_t.update()
+    jobs_by_source: dict[str, list[str]] = defaultdict(list)
+    for source, job in by_job:
+        jobs_by_source[source].append(job)
+    # One source per query: a row-value IN would not use ix_incident_job_job.
+    found: list[Any] = []
+    for source, jobs in sorted(jobs_by_source.items()):
+        for part in chunks(sorted(jobs)):
+            query = (
+                sa.select(job_t)
+                .join(incident, incident.c.id == job_t.c.incident_id)
                 .where(
-                    job_t.c.incident_id == row["incident_id"],
-                    job_t.c.source == row["source"],
-                    job_t.c.job == row["job"],
+                    job_t.c.source == source,
+                    job_t.c.job.in_(part),
+                    job_t.c.recovered_at.is_(None),
+                    incident.c.status == "open",
                 )
-                .values(recovered_at=first.ended_at or first.at, recovered_by=first.id)
             )
-            touched.add(row["incident_id"])
+            found.extend(conn.execute(query).mappings())
+    for row in found:
+        failed_at = _aware(row["failed_at"])
+        later = [
+            r
+            for r in by_job[(row["source"], row["job"])]
+            if failed_at is None or (r.at and r.at > failed_at)
+        ]
+        if not later:
+            continue
+        first = min(later, key=lambda r: (r.at, r.id))
+        conn.execute(
+            job_t.update()
+            .where(
+                job_t.c.incident_id == row["incident_id"],
+                job_t.c.source == row["source"],
+                job_t.c.job == row["job"],
+            )
+            .values(recovered_at=first.ended_at or first.at, recovered_by=first.id)
+        )
+        touched.add(row["incident_id"])
     resolved: list[int] = []
     for incident_id in sorted(touched):
         pending = conn.scalar(
