@@ -378,6 +378,25 @@ class Closeable(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class WakingAdapter(Protocol):
+    """Optional: an adapter that can tell the runtime it has events to poll.
+
+    A streaming adapter buffers changes between polls; waiting for the next
+    interval tick adds up to one interval of lag. If the adapter has
+    `set_wakeup`, the runtime calls it once with a callback before polling
+    (and with None when it lets go of the adapter). The adapter calls
+    `callback()` whenever it buffers events, or still holds some after a
+    `poll` returned a size-limited batch. The callback is cheap, thread-safe
+    and never blocks; the runtime then polls soon (not more often than a
+    short minimum gap), but never sooner than a failure backoff allows, and
+    still polls on its interval as before. Nothing else about `poll` changes:
+    the cursor and its guarantees are exactly those of `Adapter`.
+    """
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None: ...
+
+
 AdapterFactory = Callable[[SourceConfig], Adapter]
 
 
@@ -456,6 +475,7 @@ __all__ = [
     "State",
     "TaskSpec",
     "UnknownAdapterKind",
+    "WakingAdapter",
     "WebhookAdapter",
     "adapter_kinds",
     "create_adapter",
