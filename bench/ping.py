@@ -21,10 +21,12 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -53,20 +55,20 @@ def serve(database_url: str, port_file: str, control_file: str) -> None:
         return PlainTextResponse("OK")
 
     app.add_api_route("/bench/noop", noop, methods=["GET"])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    # Server.run picks the event loop as `uvicorn.run` (and so `switchyard serve`) does.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
 
-    async def main() -> None:
-        task = asyncio.create_task(server.serve())
+    def announce() -> None:
         while not server.started:
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        Path(port_file + ".tmp").write_text(str(port))
+            time.sleep(0.02)
+        Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
         os.replace(port_file + ".tmp", port_file)
-        await task
 
-    asyncio.run(main())
+    threading.Thread(target=announce, daemon=True).start()
+    server.run(sockets=[sock])
 
 
 async def _client(
