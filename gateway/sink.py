@@ -41,6 +41,9 @@ class _Submit:
     events: Sequence[RunEvent]
     jobs: Sequence[JobSpec]
     done: Future[None] = field(default_factory=Future)
+    # False once its submitter stopped waiting (a cancelled future): the events
+    # are still written, there is just nobody to tell.
+    waited: bool = True
 
 
 _STOP = object()
@@ -67,13 +70,28 @@ class GroupCommitSink:
         jobs: Sequence[JobSpec] = (),
     ) -> None:
         """Write `events` (and `jobs`) of `source`; return when they are committed."""
+        self.enqueue(source, events, jobs=jobs).result()
+
+    def enqueue(
+        self,
+        source: str,
+        events: Sequence[RunEvent],
+        *,
+        jobs: Sequence[JobSpec] = (),
+    ) -> Future[None]:
+        """Queue `events` (and `jobs`) of `source`; the future resolves once committed.
+
+        The non-blocking half of `submit`, for callers on an event loop
+        (`asyncio.wrap_future`): waiting costs no thread per pending push.
+        A refused batch raises here, before anything is queued.
+        """
         check_batch(source, events, jobs)
         item = _Submit(source, list(events), list(jobs))
         with self._close_lock:
             if self._closed:
                 raise SinkClosed(f"{source}: the event sink is closed")
             self._queue.put(item)
-        item.done.result()
+        return item.done
 
     def close(self) -> None:
         """Refuse new submits, commit everything already queued, stop the writer."""
@@ -96,6 +114,7 @@ class GroupCommitSink:
             first = self._queue.get()
             if not isinstance(first, _Submit):
                 return  # _STOP
+            _take(first)
             group = [first]
             size = len(group[0].events)
             while size < self._max_group_events:
@@ -107,6 +126,7 @@ class GroupCommitSink:
                     stopping = True  # finish this group, then stop: close() drains
                     break
                 assert isinstance(more, _Submit)
+                _take(more)
                 group.append(more)
                 size += len(more.events)
             self._commit(group)
@@ -116,14 +136,16 @@ class GroupCommitSink:
             self._write(group)
         except Exception as exc:
             if len(group) == 1:
-                group[0].done.set_exception(exc)
+                if group[0].waited:
+                    group[0].done.set_exception(exc)
                 return
             # One bad submit must not fail the others: retry each on its own.
             for item in group:
                 self._commit([item])
             return
         for item in group:
-            item.done.set_result(None)
+            if item.waited:
+                item.done.set_result(None)
 
     def _write(self, group: list[_Submit]) -> None:
         by_source: dict[str, tuple[list[RunEvent], list[JobSpec]]] = defaultdict(lambda: ([], []))
@@ -137,6 +159,11 @@ class GroupCommitSink:
                 events, jobs = by_source[source]
                 ingest_events(conn, source, events, jobs=jobs)
         self.groups_committed += 1
+
+
+def _take(item: _Submit) -> None:
+    # From here on the submitter can no longer cancel: its result will be set.
+    item.waited = item.done.set_running_or_notify_cancel()
 
 
 __all__ = ["MAX_GROUP_EVENTS", "GroupCommitSink", "SinkClosed"]

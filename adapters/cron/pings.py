@@ -32,10 +32,11 @@ import asyncio
 import hmac
 import re
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -67,6 +68,15 @@ COMMIT_WAITERS = 256
 
 
 _SLUG = re.compile(r"^[a-z0-9_-]{1,100}$")
+
+
+@runtime_checkable
+class FutureSink(Protocol):
+    """An `EventSink` that can also queue without blocking (`GroupCommitSink`)."""
+
+    def enqueue(
+        self, source: str, events: Sequence[RunEvent], *, jobs: Sequence[JobSpec] = ()
+    ) -> Future[None]: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,14 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
     waiters = ThreadPoolExecutor(COMMIT_WAITERS, thread_name_prefix=f"{source}-ping")
     adapter.on_close(lambda: waiters.shutdown(wait=True))
 
+    enqueue = sink.enqueue if isinstance(sink, FutureSink) else None
+
     async def submit(events: list[RunEvent], jobs: list[JobSpec]) -> None:
+        if enqueue is not None:
+            # The sink hands back its commit future: the loop awaits it directly,
+            # with no thread parked per pending ping.
+            await asyncio.wrap_future(enqueue(source, events, jobs=jobs))
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(waiters, lambda: sink.submit(source, events, jobs=jobs))
 
@@ -176,7 +193,10 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             return PingTarget(uuid, check_job_key(uuid, check), check.name or uuid, None)
         if adapter.strict:
             return None
-        return PingTarget(uuid, check_job_key(uuid, None), uuid, check_job(source, uuid, None))
+        job = check_job_key(uuid, None)
+        # The job to provision is built only until it has been sent once.
+        provision = None if job in book.jobs_sent else check_job(source, uuid, None)
+        return PingTarget(uuid, job, uuid, provision)
 
     def by_slug(request: Request, ping_key: str, slug: str) -> PingTarget | Response:
         if not adapter.ping_key or not hmac.compare_digest(ping_key, adapter.ping_key):
