@@ -57,6 +57,7 @@ from gateway.incidents import (
     mark_recovered,
     open_incident,
     open_incidents_of,
+    open_lone_incidents,
     refresh_incident,
 )
 from gateway.links import chunks, dialect_insert, table
@@ -340,6 +341,7 @@ def _group(
     launched = launched_runs(conn, [r.id for r in candidates if r.kind == "run"])
     member_of = open_incidents_of(conn, list(found))
     openers: list[RunView] = []
+    alone: list[RunView] = []
     for component in hood.components():
         joining = {
             i: found[i]
@@ -359,15 +361,18 @@ def _group(
             if not candidates_here:
                 continue
             opener = min(candidates_here, key=lambda r: (r.failed_at or now, r.id))
-            # The opener was chosen among runs no try launched: its job is awaited.
-            target, complete = open_incident(conn, opener, joining, now=now)
-            report.incidents_opened.append(target)
             openers.append(opener)
-            if complete:
-                report.incidents_touched.add(target)
+            if set(joining) == {opener.id}:
+                alone.append(opener)  # written in bulk below, complete
                 continue
+            target = open_incident(conn, opener, joining, now=now)
+            report.incidents_opened.append(target)
         refresh_incident(conn, target, now=now)
         report.incidents_touched.add(target)
+    if alone:
+        opened = open_lone_incidents(conn, alone, now=now)
+        report.incidents_opened.extend(opened)
+        report.incidents_touched.update(opened)
     if openers:
         report.suggested_links += write_suggestions(conn, openers, now=now)
 

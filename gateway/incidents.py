@@ -241,22 +241,10 @@ def _add_members(
 
 
 def open_incident(
-    conn: Connection,
-    opener: RunView,
-    joining: Mapping[str, Any],
-    *,
-    now: datetime,
-    awaited: bool = True,
-) -> tuple[int, bool]:
-    """A new open incident around `opener` with the runs in `joining`.
-
-    Returns (id, complete). An incident of the opener alone is written whole
-    here (root cause, awaited job, flows): nothing else is there to weigh, so
-    `refresh_incident` is not needed (complete=True). `awaited` says whether
-    the opener's job must succeed again for the incident to resolve.
-    """
+    conn: Connection, opener: RunView, joining: Mapping[str, Any], *, now: datetime
+) -> int:
+    """A new open incident around `opener` with the runs in `joining` (then refresh it)."""
     incident = table("incident")
-    alone = set(joining) == {opener.id}
     stmt = (
         incident.insert()
         .values(
@@ -267,25 +255,71 @@ def open_incident(
             updated_at=now,
             root_run_id=opener.id,
             root_error_kind=opener.error_kind,
-            flows=_flows_of(conn, [opener]) if alone else [],
+            flows=[],
         )
         .returning(incident.c.id)
     )
     incident_id = int(conn.execute(stmt).scalar_one())
-    _add_members(conn, incident_id, joining, now, role="root_cause" if alone else "member")
-    if alone and awaited and opener.job:
-        conn.execute(
-            dialect_insert(conn, table("incident_job")).on_conflict_do_nothing(),
-            [
-                {
-                    "incident_id": incident_id,
-                    "source": opener.source,
-                    "job": opener.job,
-                    "failed_at": opener.at or opener.failed_at,
-                }
-            ],
-        )
-    return incident_id, alone
+    _add_members(conn, incident_id, joining, now)
+    return incident_id
+
+
+def open_lone_incidents(
+    conn: Connection, openers: Sequence[RunView], *, now: datetime
+) -> list[int]:
+    """Incidents of one failure each, written whole and in bulk.
+
+    Nothing else is there to weigh, so each is complete without
+    `refresh_incident`: the opener is the root cause, its job is awaited.
+    """
+    incident, member, job_t = table("incident"), table("incident_member"), table("incident_job")
+    flows = _flows_by_job(conn, openers)
+    stmt = incident.insert().returning(incident.c.id, sort_by_parameter_order=True)
+    rows = conn.execute(
+        stmt,
+        [
+            {
+                "status": "open",
+                "title": _title(o),
+                "opened_at": o.failed_at or now,
+                "detected_at": now,
+                "updated_at": now,
+                "root_run_id": o.id,
+                "root_error_kind": o.error_kind,
+                "flows": sorted(flows.get((o.source, o.job or ""), ())),
+                "resolved_at": None,
+                "merged_into": None,
+            }
+            for o in openers
+        ],
+    ).all()
+    ids = [int(r[0]) for r in rows]
+    conn.execute(
+        dialect_insert(conn, member).on_conflict_do_nothing(),
+        [
+            {
+                "incident_id": incident_id,
+                "run_id": o.id,
+                "role": "root_cause",
+                "evidence": {"via": "event"},
+                "joined_at": now,
+            }
+            for incident_id, o in zip(ids, openers, strict=True)
+        ],
+    )
+    awaited = [
+        {
+            "incident_id": incident_id,
+            "source": o.source,
+            "job": o.job,
+            "failed_at": o.at or o.failed_at,
+        }
+        for incident_id, o in zip(ids, openers, strict=True)
+        if o.job
+    ]
+    if awaited:
+        conn.execute(dialect_insert(conn, job_t).on_conflict_do_nothing(), awaited)
+    return ids
 
 
 def attach(
@@ -451,16 +485,25 @@ def refresh_incident(conn: Connection, incident_id: int, *, now: datetime) -> No
     conn.execute(incident.update().where(incident.c.id == incident_id).values(**values))
 
 
-def _flows_of(conn: Connection, runs: Iterable[RunView]) -> list[str]:
+def _flows_by_job(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, str], set[str]]:
     flow_job = table("flow_job")
-    pairs = sorted({(r.source, r.job) for r in runs if r.job})
-    flows: set[str] = set()
-    for part in chunks(pairs):
-        query = sa.select(flow_job.c.flow).where(
-            sa.tuple_(flow_job.c.source, flow_job.c.job).in_(part)
-        )
-        flows.update(conn.scalars(query))
-    return sorted(flows)
+    jobs_by_source: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        if r.job:
+            jobs_by_source[r.source].add(r.job)
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for source, jobs in sorted(jobs_by_source.items()):
+        for part in chunks(sorted(jobs)):
+            query = sa.select(flow_job.c.flow, flow_job.c.job).where(
+                flow_job.c.source == source, flow_job.c.job.in_(part)
+            )
+            for flow, job in conn.execute(query):
+                out[(source, job)].add(flow)
+    return out
+
+
+def _flows_of(conn: Connection, runs: Iterable[RunView]) -> list[str]:
+    return sorted({f for flows in _flows_by_job(conn, runs).values() for f in flows})
 
 
 def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) -> list[int]:
@@ -491,6 +534,7 @@ def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) 
                 )
             )
             found.extend(conn.execute(query).mappings())
+    updates: list[dict[str, Any]] = []
     for row in found:
         failed_at = _aware(row["failed_at"])
         later = [
@@ -501,28 +545,38 @@ def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) 
         if not later:
             continue
         first = min(later, key=lambda r: (r.at, r.id))
-        conn.execute(
-            job_t.update()
-            .where(
-                job_t.c.incident_id == row["incident_id"],
-                job_t.c.source == row["source"],
-                job_t.c.job == row["job"],
-            )
-            .values(recovered_at=first.ended_at or first.at, recovered_by=first.id)
+        updates.append(
+            {
+                "b_incident": row["incident_id"],
+                "b_source": row["source"],
+                "b_job": row["job"],
+                "recovered_at": first.ended_at or first.at,
+                "recovered_by": first.id,
+            }
         )
         touched.add(row["incident_id"])
+    if not updates:
+        return []
+    conn.execute(
+        job_t.update().where(
+            job_t.c.incident_id == sa.bindparam("b_incident"),
+            job_t.c.source == sa.bindparam("b_source"),
+            job_t.c.job == sa.bindparam("b_job"),
+        ),
+        updates,
+    )
+    pending_q = (
+        sa.select(
+            job_t.c.incident_id,
+            sa.func.count(job_t.c.job).filter(job_t.c.recovered_at.is_(None)),
+            sa.func.max(job_t.c.recovered_at),
+        )
+        .where(job_t.c.incident_id.in_(sorted(touched)))
+        .group_by(job_t.c.incident_id)
+    )
+    done = {int(i): last for i, pending, last in conn.execute(pending_q) if not pending}
     resolved: list[int] = []
-    for incident_id in sorted(touched):
-        pending = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(job_t)
-            .where(job_t.c.incident_id == incident_id, job_t.c.recovered_at.is_(None))
-        )
-        if pending:
-            continue
-        last = conn.scalar(
-            sa.select(sa.func.max(job_t.c.recovered_at)).where(job_t.c.incident_id == incident_id)
-        )
+    for incident_id, last in sorted(done.items()):
         conn.execute(
             incident.update()
             .where(incident.c.id == incident_id, incident.c.status == "open")
@@ -893,6 +947,7 @@ __all__ = [
     "mark_recovered",
     "open_incident",
     "open_incidents_of",
+    "open_lone_incidents",
     "refresh_incident",
     "specificity",
 ]
