@@ -122,7 +122,12 @@ def list_runs(
             last_ts = datetime.fromisoformat(ts_text)
         except (TypeError, ValueError):
             raise InvalidCursor("cursor is not one this server issued") from None
-        stmt = stmt.where(or_(sort < last_ts, and_(sort == last_ts, col(Run.id) < str(last_id))))
+        # `sort <= last_ts` is implied by the OR, but stated on its own it
+        # bounds the index range scan (SQLite does not derive it from an OR).
+        stmt = stmt.where(
+            sort <= last_ts,
+            or_(sort < last_ts, and_(sort == last_ts, col(Run.id) < str(last_id))),
+        )
     stmt = stmt.order_by(sort.desc(), col(Run.id).desc()).limit(limit + 1)
     rows = list(session.exec(stmt))
     next_cursor = None
