@@ -22,7 +22,9 @@ neighbours, through indexes — never a scan of history:
    final outcome. A pod launched by a try (it carries `airflow.ti` refs) is
    part of that try, for the same reason. So a flaky task that fails and
    then succeeds on retry opens nothing, while a task that fails for good
-   fails its DAG run, which opens the incident and pulls the tries in.
+   fails its DAG run, which opens the incident and pulls the tries in. A
+   job that fails again while an open incident still waits for it to
+   recover joins that incident rather than opening another.
 3. **Suggested links.** When an incident opens, failed source runs of
    *other* sources within `SUGGEST_WINDOW_S` of its opener whose names share
    most tokens with it are linked with strength `suggested`, a confidence
@@ -52,6 +54,7 @@ from gateway.contract import LinkStrength, State
 from gateway.incidents import (
     RunView,
     attach,
+    awaiting_incidents,
     launched_runs,
     load_runs,
     mark_recovered,
@@ -340,6 +343,10 @@ def _group(
     superseded = _superseded(conn, [r for r in candidates if r.kind == "attempt"])
     launched = launched_runs(conn, [r.id for r in candidates if r.kind == "run"])
     member_of = open_incidents_of(conn, list(found))
+    # A job that fails again while its incident waits for it joins that incident.
+    still_failing = awaiting_incidents(
+        conn, [r for r in candidates if r.kind == "run" and r.state in BAD and r.id not in launched]
+    )
     openers: list[RunView] = []
     alone: list[RunView] = []
     for component in hood.components():
@@ -350,6 +357,12 @@ def _group(
         }
         # Skips alone open nothing; they only join an incident found around them.
         incidents = sorted({member_of[i] for i in component if i in member_of})
+        for i in joining:
+            run = found[i].run
+            again = still_failing.get((run.source, run.job or ""))
+            if again is not None and run.kind == "run" and i not in launched:
+                incidents = sorted({*incidents, again})
+                found[i].evidence = {**found[i].evidence, "job_still_failing": again}
         if incidents:
             target = attach(conn, incidents, joining, now=now)
         else:

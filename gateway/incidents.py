@@ -506,6 +506,32 @@ def _flows_of(conn: Connection, runs: Iterable[RunView]) -> list[str]:
     return sorted({f for flows in _flows_by_job(conn, runs).values() for f in flows})
 
 
+def awaiting_incidents(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, str], int]:
+    """(source, job) → the open incident still waiting for that job to succeed."""
+    job_t, incident = table("incident_job"), table("incident")
+    jobs_by_source: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        if r.job:
+            jobs_by_source[r.source].add(r.job)
+    out: dict[tuple[str, str], int] = {}
+    for source, jobs in sorted(jobs_by_source.items()):
+        for part in chunks(sorted(jobs)):
+            query = (
+                sa.select(job_t.c.job, job_t.c.incident_id)
+                .join(incident, incident.c.id == job_t.c.incident_id)
+                .where(
+                    job_t.c.source == source,
+                    job_t.c.job.in_(part),
+                    job_t.c.recovered_at.is_(None),
+                    incident.c.status == "open",
+                )
+            )
+            for job, incident_id in conn.execute(query):
+                key = (source, job)
+                out[key] = min(out.get(key, incident_id), int(incident_id))
+    return out
+
+
 def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) -> list[int]:
     """Record successful runs of awaited jobs; resolve incidents whose jobs all recovered."""
     incident, job_t = table("incident"), table("incident_job")
@@ -938,6 +964,7 @@ __all__ = [
     "RunView",
     "TimelineEntry",
     "attach",
+    "awaiting_incidents",
     "causes_among",
     "choose_root",
     "incident_detail",

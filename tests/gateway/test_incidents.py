@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from gateway.contract import ErrorInfo, State
+from gateway.contract import ErrorInfo, RunEvent, State
 from gateway.incidents import Cause, RunView, choose_root, list_incidents, specificity
 from gateway.ingest import apply_batch
 from tests.gateway.test_correlation import ev, flows, incidents
@@ -142,3 +142,50 @@ def test_a_failure_that_bridges_two_open_incidents_merges_them_into_the_older(
         (gone,) = list_incidents(session, status="merged").data
     assert gone.merged_into == merged_into.id and gone.id > merged_into.id
     assert sorted(j.job for j in merged_into.jobs) == ["enrich", "extract", "publish"]
+
+
+def test_one_batch_of_unrelated_failures_opens_one_incident_each_and_recoveries_resolve(
+    engine: Engine,
+) -> None:
+    def failed(job: str, minute: float) -> RunEvent:
+        return ev(
+            "etl-01",
+            f"{job}/{minute}",
+            State.failed,
+            job=job,
+            start=minute,
+            end=minute + 1,
+            seen=minute + 1,
+            error=ErrorInfo(kind="exit_code", exit_code=1),
+        )
+
+    apply_batch(engine, "etl-01", [failed(j, 0) for j in ("alpha", "beta", "gamma")])
+    opened = incidents(engine)
+    assert sorted((i.title, i.root_cause.key if i.root_cause else None) for i in opened) == [
+        ("etl-01:alpha exit_code", "alpha/0"),
+        ("etl-01:beta exit_code", "beta/0"),
+        ("etl-01:gamma exit_code", "gamma/0"),
+    ]
+    assert all([s.role for s in i.chain] == ["root_cause"] for i in opened)
+    # alpha and beta succeed again in one batch; gamma fails once more and,
+    # its incident still waiting for it, joins that incident.
+    apply_batch(
+        engine,
+        "etl-01",
+        [
+            ev("etl-01", "alpha/r2", State.succeeded, job="alpha", start=10, end=11, seen=11),
+            ev("etl-01", "beta/r2", State.succeeded, job="beta", start=10, end=12, seen=12),
+            failed("gamma", 10),
+        ],
+    )
+    assert sorted(i.title for i in incidents(engine, "resolved")) == [
+        "etl-01:alpha exit_code",
+        "etl-01:beta exit_code",
+    ]
+    (still,) = incidents(engine, "open")
+    assert still.title == "etl-01:gamma exit_code"
+    assert [(s.run.key, s.role) for s in still.chain] == [
+        ("gamma/0", "root_cause"),
+        ("gamma/10", "member"),
+    ]
+    assert still.chain[1].evidence["job_still_failing"] == still.id
