@@ -396,6 +396,28 @@ def _upstreams(spec: JobSpec) -> dict[str, list[str]]:
     return ups
 
 
+# What the Airflow adapter reads from the API rather than the DAG file; it
+# stores these as `_<field>` beside the file's own arguments.
+_API_DEFAULTS = {"trigger_rule": "all_success", "pool": "default_pool", "queue": "default"}
+
+
+def _with_api_facts(ctx: _TaskContext, raw: dict[str, Any]) -> dict[str, Any]:
+    """The task's arguments with the API's `_<field>` facts folded in, never as arguments.
+
+    The file's own argument wins; an API value that differs from Airflow's
+    default stands in for a missing one (so a trigger rule set through
+    default_args still counts); a mapped task whose `expand` is not in the
+    file cannot be translated as a single task.
+    """
+    api = {k[1:]: raw.pop(k) for k in [k for k in raw if k.startswith("_")]}
+    for name, default in _API_DEFAULTS.items():
+        if name not in raw and api.get(name) not in (None, default):
+            raw[name] = api[name]
+    if api.get("is_mapped") and "expand" not in raw:
+        ctx.reason("the API says the task is mapped, but its expand() is not in the DAG file")
+    return raw
+
+
 def translate_dag(spec: JobSpec, draft: FlowDraft, rules: Rules) -> None:
     draft.description = f"Airflow DAG {spec.name or spec.key}"
     ids = _task_ids(spec, draft)
@@ -403,7 +425,7 @@ def translate_dag(spec: JobSpec, draft: FlowDraft, rules: Rules) -> None:
     entries: list[dict[str, Any]] = []
     for task in spec.tasks:
         ctx = _TaskContext(spec, task, ids[task.id], draft, rules)
-        raw = dict(task.arguments)
+        raw = _with_api_facts(ctx, dict(task.arguments))
         args = {
             k: (v if k == "python_callable" else _rewrite_templates(v, ctx)) for k, v in raw.items()
         }

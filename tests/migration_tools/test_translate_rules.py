@@ -177,3 +177,23 @@ def test_bad_namespace_or_version_is_refused() -> None:
 )
 def test_eventbridge_schedules_convert_only_when_exact(expression: str, cron: str | None) -> None:
     assert eventbridge_to_cron(expression) == cron
+
+
+def test_facts_the_airflow_adapter_reads_from_the_api_are_not_untranslated_arguments() -> None:
+    # What the real Airflow 3 adapter puts beside the file's arguments: `_<field>`.
+    api = {
+        "_operator_module": "airflow.providers.standard.operators.bash",
+        "_trigger_rule": "all_success",
+        "_pool": "default_pool",
+        "_queue": "default",
+        "_is_mapped": False,
+    }
+    plain = TaskSpec(id="refresh", type="BashOperator", arguments={"bash_command": "echo", **api})
+    t = translate(_dag(plain, schedule="45 4 * * *"))
+    assert (t.readiness, t.reasons) == ("full", ())
+
+    odd = dict(api, _trigger_rule="all_done", _is_mapped=True)
+    task = TaskSpec(id="refresh", type="BashOperator", arguments={"bash_command": "echo", **odd})
+    reasons = translate(_dag(task, schedule="45 4 * * *")).reasons
+    assert any("trigger_rule 'all_done'" in r for r in reasons)
+    assert any("mapped, but its expand() is not in the DAG file" in r for r in reasons)
