@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -213,26 +214,64 @@ def _lock(conn: Connection, source: str, prepared: dict[str, _Prepared]) -> None
     )
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """Every statement of the write path, built once.
+
+    A statement object memoises its cache key, so reusing one skips both the
+    construction and the cache-key walk SQLAlchemy would do per batch; IN lists
+    are expanding bind parameters, so one statement serves every batch size.
+    """
+
+    seen: Any
+    runs: Any
+    trees: Any
+    run_insert: Any
+    run_update: Any
+    event_insert: Any
+
+
+@cache
+def _statements() -> _Statements:
+    run, run_event = table("run"), table("run_event")
+    return _Statements(
+        seen=sa.select(run_event.c.digest).where(
+            run_event.c.digest.in_(sa.bindparam("digests", expanding=True))
+        ),
+        runs=sa.select(*(run.c[name] for name in SPAN_COLUMNS)).where(
+            run.c.id.in_(sa.bindparam("ids", expanding=True))
+        ),
+        trees=sa.select(run.c.root_key, sa.func.min(run.c.trace_id))
+        .where(
+            run.c.source == sa.bindparam("source"),
+            run.c.root_key.in_(sa.bindparam("roots", expanding=True)),
+            run.c.trace_adopted,
+        )
+        .group_by(run.c.root_key),
+        run_insert=run.insert(),
+        run_update=_run_update(),
+        event_insert=run_event.insert(),
+    )
+
+
 def _unseen(conn: Connection, prepared: dict[str, _Prepared]) -> list[_Prepared]:
-    run_event = table("run_event")
     seen: set[str] = set()
     for part in chunks(list(prepared)):
-        seen.update(conn.scalars(sa.select(run_event.c.digest).where(run_event.c.digest.in_(part))))
+        seen.update(conn.scalars(_statements().seen, {"digests": part}))
     return [p for digest, p in prepared.items() if digest not in seen]
 
 
 def _merge_runs(
     conn: Connection, source: str, fresh: list[_Prepared], now: datetime, report: IngestReport
 ) -> None:
-    run, run_event = table("run"), table("run_event")
+    statements = _statements()
     by_run: dict[str, list[_Prepared]] = defaultdict(list)
     for p in fresh:
         by_run[p.run_id].append(p)
 
     stored: dict[str, Span] = {}
-    columns = [run.c[name] for name in SPAN_COLUMNS]
     for part in chunks(list(by_run)):
-        for found in conn.execute(sa.select(*columns).where(run.c.id.in_(part))).mappings():
+        for found in conn.execute(statements.runs, {"ids": part}).mappings():
             stored[found["id"]] = Span.from_row(dict(found))
 
     merged: dict[str, Span] = {}
@@ -249,7 +288,7 @@ def _merge_runs(
     if late:
         merged.update(_refold(conn, late, by_run))
 
-    _place_in_trees(conn, source, merged, by_run, now)
+    _place_in_trees(conn, source, merged, stored, by_run, now)
 
     created: list[dict[str, Any]] = []
     updated: list[dict[str, Any]] = []
@@ -264,14 +303,14 @@ def _merge_runs(
     # Plain INSERT/UPDATE rather than an upsert: the rows were read under the
     # batch's lock, and generic statements stay in SQLAlchemy's compiled cache.
     if created:
-        conn.execute(run.insert(), created)
+        conn.execute(statements.run_insert, created)
     if updated:
-        conn.execute(_run_update(), updated)
+        conn.execute(statements.run_update, updated)
     report.runs_created, report.runs_updated = len(created), len(updated)
     report.run_ids = list(merged)
 
     conn.execute(
-        run_event.insert(),
+        statements.event_insert,
         [
             {
                 "digest": p.digest,
@@ -298,6 +337,7 @@ def _place_in_trees(
     conn: Connection,
     source: str,
     merged: dict[str, Span],
+    stored: dict[str, Span],
     by_run: dict[str, list[_Prepared]],
     now: datetime,
 ) -> None:
@@ -310,6 +350,11 @@ def _place_in_trees(
     run = table("run")
     spans_of: dict[str, list[Span]] = defaultdict(list)
     candidates: dict[str, set[str]] = defaultdict(set)
+    adopted_before: dict[str, str] = {}
+    # Every stored span of a tree carries the tree's trace (adoption moves them
+    # all, joining spans take it), so a stored row of the same root already says
+    # whether, and to what, its tree was adopted: only other trees are read.
+    known: set[str] = set()
     for run_id, span in merged.items():
         spans_of[span.root_key].append(span)
         for p in by_run[run_id]:
@@ -318,14 +363,17 @@ def _place_in_trees(
                 candidates[span.root_key].add(parsed[0])
         if span.trace_adopted:
             candidates[span.root_key].add(span.trace_id)
-    adopted_before: dict[str, str] = {}
-    for part in chunks(list(spans_of)):
-        query = (
-            sa.select(run.c.root_key, sa.func.min(run.c.trace_id))
-            .where(run.c.source == source, run.c.root_key.in_(part), run.c.trace_adopted)
-            .group_by(run.c.root_key)
-        )
-        for root_key, trace_id in conn.execute(query):
+        before = stored.get(run_id)
+        if before is not None and before.root_key == span.root_key:
+            known.add(span.root_key)
+            if before.trace_adopted:
+                adopted_before[span.root_key] = before.trace_id
+                candidates[span.root_key].add(before.trace_id)
+    unknown = [root_key for root_key in spans_of if root_key not in known]
+    for part in chunks(unknown):
+        for root_key, trace_id in conn.execute(
+            _statements().trees, {"source": source, "roots": part}
+        ):
             adopted_before[root_key] = trace_id
             candidates[root_key].add(trace_id)
     for root_key, spans in spans_of.items():
