@@ -30,45 +30,64 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def serve(database_url: str, port_file: str, control_file: str) -> None:
-    """Child process: the gateway app plus a no-op route, on an ephemeral port."""
-    sys.path.insert(0, str(ROOT))
-    import uvicorn
+SERVE_ENV = "SWITCHYARD_BENCH_PING_SERVE"  # "<database url> <control file>" for the workers
+
+
+def bench_app() -> Any:
+    """The gateway app with one cron source plus the no-op floor route (a uvicorn factory)."""
     from fastapi.responses import PlainTextResponse
 
     from gateway.api.app import create_app
     from gateway.config import Config, SourceEntry
     from gateway.store.db import make_engine
-    from gateway.store.migrate import upgrade
 
-    engine = make_engine(database_url)
-    upgrade(engine)
+    database_url, control_file = os.environ[SERVE_ENV].split(" ", 1)
     options = {"token": "bench", "control_file": control_file}
     config = Config(sources=[SourceEntry(name="cron-bench", kind="cron", options=options)])
-    app = create_app(config, engine)
+    app = create_app(config, make_engine(database_url))
 
     async def noop() -> PlainTextResponse:
         return PlainTextResponse("OK")
 
     app.add_api_route("/bench/noop", noop, methods=["GET"])
+    return app
+
+
+def serve(database_url: str, port_file: str, control_file: str, workers: int) -> None:
+    """Child process: the gateway as `switchyard serve` runs it, on an ephemeral port."""
+    sys.path.insert(0, str(ROOT))
+    from gateway.server import serve as serve_gateway
+    from gateway.store.db import make_engine
+    from gateway.store.migrate import upgrade
+
+    upgrade(make_engine(database_url))
+    os.environ[SERVE_ENV] = f"{database_url} {control_file}"
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    # Server.run picks the event loop as `uvicorn.run` (and so `switchyard serve`) does.
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    port = sock.getsockname()[1]
 
     def announce() -> None:
-        while not server.started:
-            time.sleep(0.02)
-        Path(port_file + ".tmp").write_text(str(sock.getsockname()[1]))
+        # Ready once the floor answers (every worker has the same app).
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                    probe.sendall(b"GET /bench/noop HTTP/1.1\r\nHost: bench\r\n\r\n")
+                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                time.sleep(0.05)
+        Path(port_file + ".tmp").write_text(str(port))
         os.replace(port_file + ".tmp", port_file)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run(sockets=[sock])
+    app: Any = "bench.ping:bench_app" if workers > 1 else bench_app()
+    serve_gateway(app, workers=workers, sock=sock, log_level="warning", access_log=False)
 
 
 async def _client(
@@ -121,26 +140,45 @@ async def drive(port: int, paths: list[str], clients: int, seconds: float) -> di
     }
 
 
+def _loop_name() -> str:
+    """The event loop uvicorn's "auto" picks, which the server and this client use."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--checks", type=int, default=500, help="distinct ping uuids")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--serve", nargs=3, metavar=("URL", "PORT_FILE", "CONTROL"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.serve:
-        serve(*args.serve)
+        serve(*args.serve, workers=args.workers)
         return
 
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-ping-") as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         port_file = f"{tmp}/port"
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", url, port_file, f"{tmp}/control.json"],
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                url,
+                port_file,
+                f"{tmp}/control.json",
+                "--workers",
+                str(args.workers),
+            ],
             cwd=str(ROOT),
         )
         try:
@@ -171,6 +209,10 @@ def main() -> None:
         "seconds": args.seconds,
         "pings": int(ping["requests"]),
         "database": "postgresql" if url.startswith("postgres") else "sqlite",
+        "workers": args.workers,
+        "loop": _loop_name(),
+        "cpus": os.cpu_count(),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
     if args.json:
         print(json.dumps(result))
@@ -179,6 +221,11 @@ def main() -> None:
         f"pings:  {result['pings_per_s']:>9.1f}/s  p50 {result['p50_ms']:.2f} ms  "
         f"p95 {result['p95_ms']:.2f} ms  ({result['pings']} pings, {args.clients} clients, "
         f"{result['database']})"
+    )
+    print(
+        f"config: {result['database']}, {args.workers} worker(s), {result['loop']} loop, "
+        f"{args.clients} keep-alive clients, {args.checks} checks, {args.seconds:g}s per phase, "
+        f"{result['cpus']} cpus, load {result['load_1m']}"
     )
     print(f"floor:  {result['floor_per_s']:>9.1f}/s  p95 {result['floor_p95_ms']:.2f} ms")
     print(f"ratio:  {result['ratio_to_floor']:.3f} of the floor")

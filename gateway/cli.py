@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.engine import Engine, make_url
@@ -116,26 +116,40 @@ def serve(
     config_path: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="default: listen.host, 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default: listen.port, 8080")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (each with its own sink and pollers)")
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the API and run the pollers."""
-    import uvicorn
-
-    from gateway.api.app import SourceSetupError, create_app
+    from gateway.api.app import SourceSetupError, build_adapters, create_app
+    from gateway.server import SERVE_CONFIG_ENV, rid_less_pairing_warning
+    from gateway.server import serve as serve_gateway
 
     config = _load(config_path)
     with _user_errors(config):
         engine = _engine(config)
         upgrade(engine)
         try:
-            api = create_app(config, engine, run_pollers=True)
+            if workers == 1:
+                api: Any = create_app(config, engine, run_pollers=True)
+            else:
+                # Each worker builds its own app; a bad source fails here, before any starts.
+                for adapter in build_adapters(config).values():
+                    if callable(getattr(adapter, "close", None)):
+                        adapter.close()
+                api = "gateway.server:app_from_environment"
+                os.environ[SERVE_CONFIG_ENV] = config_path or ""
         except SourceSetupError as exc:
             raise CliError(str(exc), 2) from None
-    uvicorn.run(
+    warning = rid_less_pairing_warning(config, workers)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    serve_gateway(
         api,
+        workers=workers,
         host=host or config.listen.host,
         port=config.listen.port if port is None else port,
         log_level=os.environ.get("SWITCHYARD_LOG_LEVEL", "info").lower(),
-        proxy_headers=False,
     )
 
 
