@@ -205,8 +205,9 @@ class FlowDraft:
                 )
             return
         trigger: dict[str, Any] = {"id": trigger_id, "type": SCHEDULE_TYPE, "cron": usable}
-        if timezone and timezone != "UTC":
-            trigger["timezone"] = timezone
+        # Always explicit: Kestra's default is the server's own zone, not UTC,
+        # and a legacy UTC schedule (EventBridge, most crontabs) must stay UTC.
+        trigger["timezone"] = timezone or "UTC"
         trigger.update(extra or {})
         if not self.enable_triggers:
             # A deployed translation must not double-run a job the legacy
