@@ -15,6 +15,13 @@ holds the source's lease:
   replicas recovering from a shared outage do not stampede);
 - `discover()` when it gains the lease and then every `DISCOVER_EVERY`
   intervals;
+- an adapter with `set_wakeup` (`contract.WakingAdapter`) is handed a
+  callback; when it reports buffered events the poller polls without waiting
+  for the interval, at most once per `min(interval, WAKE_MIN_GAP_S)` and
+  never while backing off after failures;
+- `request_poll()` (`Runtime.poll_now`, the dashboard's "Re-poll now")
+  makes the next cycle due at once, even while backing off; a request made
+  during a cycle is kept and served by another cycle right after it;
 - a `SourceError`, or any other exception, is caught, logged redacted and
   recorded on the source's status row; the poller never dies of it;
 - it polls only while its `LeaseKeeper` trusts the lease, and the batch is
@@ -37,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.config import Config, SourceEntry
-from gateway.contract import Adapter, JobSpec, SourceError, create_adapter
+from gateway.contract import Adapter, JobSpec, SourceError, WakingAdapter, create_adapter
 from gateway.ingest import IngestReport, apply_batch, check_batch, ingest_events
 from gateway.runtime import status
 from gateway.runtime.leases import LeaseKeeper, holds_lease
@@ -50,6 +57,7 @@ _CURSOR: sa.Table = Cursor.__table__  # type: ignore[attr-defined]  # set by SQL
 DISCOVER_EVERY = 10  # intervals between discoveries
 BACKOFF_CAP_S = 300.0
 BACKOFF_CAP_INTERVALS = 10.0
+WAKE_MIN_GAP_S = 0.05  # bounds the cycles a busy streaming source can cause
 
 
 class LeaseLost(RuntimeError):
@@ -145,6 +153,10 @@ class SourcePoller:
         self.rng = rng or random.Random()
         self.wake = threading.Event()
         self.cycles = 0
+        self._poll_requested = False  # request_poll() was called
+        self._source_ready = False  # the adapter said it has events buffered
+        self._wakeup_set = False
+        self._last_started = 0.0
         self._holding = False
         self._failures = 0
         self._last_success: datetime | None = None
@@ -179,16 +191,35 @@ class SourcePoller:
             self._holding = True
             self._failures, self._last_success = status.load_failures(self.engine, self.name)
             self._next_due = self._next_discover = time.monotonic()
-        wait = self._next_due - time.monotonic()
+        if self._poll_requested:
+            # Consumed before the cycle, so a request made during it is not lost.
+            self._poll_requested = False
+            self._next_due = time.monotonic()
+        due = self._next_due
+        if self._source_ready and self._failures == 0:
+            due = min(due, self._last_started + min(self.entry.interval, WAKE_MIN_GAP_S))
+        wait = due - time.monotonic()
         if wait > 0:
             self._sleep(min(wait, self.keeper.renew_every_s))
             return
         self.cycle()
 
+    def _source_has_events(self) -> None:
+        """The adapter's wake-up callback (any thread): poll without waiting."""
+        self._source_ready = True
+        self.wake.set()
+
+    def request_poll(self) -> None:
+        """Poll as soon as possible, once (any thread); see the module docstring."""
+        self._poll_requested = True  # set before waking, so the woken step sees it
+        self.wake.set()
+
     # -- one cycle -----------------------------------------------------------
     def cycle(self) -> IngestReport | None:
         """Poll once and record the outcome; None if it failed or was dropped."""
-        started = time.monotonic()
+        started = self._last_started = time.monotonic()
+        # Cleared before polling: events buffered during this cycle wake the next.
+        self._source_ready = False
         discover = started >= self._next_discover
         succeeded_at: list[datetime] = []
 
@@ -207,6 +238,9 @@ class SourcePoller:
         try:
             if self.adapter is None:
                 self.adapter = create_adapter(self.entry.source_config())
+            if not self._wakeup_set and isinstance(self.adapter, WakingAdapter):
+                self.adapter.set_wakeup(self._source_has_events)
+                self._wakeup_set = True
             if not self.keeper.holds(self.name):
                 raise LeaseLost(self.name)
             report = poll_once(
@@ -263,6 +297,9 @@ class SourcePoller:
             )
 
     def close(self) -> None:
+        if self._wakeup_set and isinstance(self.adapter, WakingAdapter):
+            self.adapter.set_wakeup(None)
+            self._wakeup_set = False
         closer = getattr(self.adapter, "close", None)
         if self.owns_adapter and callable(closer):
             try:
