@@ -13,6 +13,17 @@ Guarantees (the `Adapter` contract, for a stream):
 * A batch stays owed until the next `poll` presents the cursor returned with
   it; a `poll` with any other cursor gets it again (a failed commit loses
   nothing; duplicates are harmless).
+* A batch holds at most `max_batch_events` events (default 2000) unless one
+  list alone is larger: the buffer is a queue of chunks, each the events one
+  stream change produced and the version it brings that stream to, and a
+  batch takes whole chunks in order, so its cursor covers exactly what it
+  carries. What stays buffered is returned by the next polls.
+* Within what is still buffered, an update to a run that leaves its kind,
+  state and attempt unchanged replaces the buffered one (the newer object
+  carries everything the older did): a busy stream costs the store one event
+  per run and step, not one per write to the object.
+* The runtime's poller is woken (`set_wakeup`, `contract.WakingAdapter`)
+  whenever events are buffered, so a change need not wait for the interval.
 * A new adapter given a stored cursor lists once to learn the objects (emits
   nothing), then watches from the stored versions, so changes made while the
   gateway was down — including the final state a DELETED event carries for a
@@ -27,8 +38,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +59,22 @@ CURSOR_VERSION = 1
 MAX_EVIDENCE_PER_OBJECT = 20
 MAX_TRACKED = 50_000
 JOB_EVENT_REASONS = normalize.JOB_FAILURE_REASONS | {"Completed"}
+
+
+@dataclass(eq=False)
+class _Chunk:
+    """What one stream change produced, and the version it brings its stream to.
+
+    A slot is None once a newer event of the same run and step replaced it.
+    """
+
+    stream: str | None
+    rv: str | None
+    events: list[RunEvent | None] = field(default_factory=list)
+
+
+def _same_step(a: RunEvent, b: RunEvent) -> bool:
+    return a.kind == b.kind and a.state == b.state and a.attempt == b.attempt
 
 
 def _now() -> datetime:
@@ -81,10 +109,20 @@ class KubernetesAdapter:
         self.streams = self._stream_specs(airflow_pods)
         self.batch = client.BatchV1Api(self.api)
 
+        self.max_batch_events = int(options.get("max_batch_events", 2000))
+        if self.max_batch_events < 1:
+            raise SourceError(
+                self.name, "options.max_batch_events must be at least 1", retryable=False
+            )
         self._lock = threading.RLock()
-        self._buffer: list[RunEvent] = []
+        self._buffer: deque[_Chunk] = deque()
+        self._buffered = 0  # live (not replaced) events in the buffer
+        # run key -> where its newest still-buffered event sits
+        self._newest: dict[str, tuple[_Chunk, int]] = {}
         self._owed: list[RunEvent] = []
+        # Stream versions as of everything handed out so far: the cursor.
         self._rvs: dict[str, str] = {}
+        self._wakeup: Callable[[], None] | None = None
         self._last_cursor: str | None = None
         self._discovery_dirty = False
         # stream key -> (last error, monotonic time it started failing)
@@ -137,7 +175,15 @@ class KubernetesAdapter:
     # --- Adapter protocol ---------------------------------------------------
 
     def discover(self) -> list[JobSpec]:
-        """CronJobs and standalone Jobs, read fresh from the API server."""
+        """CronJobs and standalone Jobs: from the watch cache while every stream
+        is watching (an informer's view, as fresh as a list), else listed.
+
+        Listing every Job on each discovery made the poll cycle grow with the
+        cluster's Job count; the watches already hold them.
+        """
+        with self._lock:
+            if self._started and not self._errors and all(t.is_alive() for t in self._threads):
+                return self._discovery()
         specs: list[JobSpec] = []
         try:
             for spec in self.streams:
@@ -168,16 +214,67 @@ class KubernetesAdapter:
                 for k, (msg, since) in self._errors.items()
                 if time.monotonic() - since >= self.error_grace_s
             }
-            if not self._buffer and not self._owed and failing:
+            if not self._buffered and not self._owed and failing:
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(failing.items()))
                 raise SourceError(self.name, f"watch failing: {detail}")
-            self._owed.extend(self._buffer)
-            self._buffer = []
+            self._drain_into_owed()
             new_cursor = json.dumps({"v": CURSOR_VERSION, "rv": self._rvs}, sort_keys=True)
             self._last_cursor = new_cursor
             jobs = self._discovery() if self._discovery_dirty else None
             self._discovery_dirty = False
-            return PollResult(events=list(self._owed), cursor=new_cursor, jobs=jobs)
+            result = PollResult(events=list(self._owed), cursor=new_cursor, jobs=jobs)
+            more = self._buffered > 0
+        if more:
+            self._wake()  # the rest of a size-limited drain
+        return result
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """`contract.WakingAdapter`: `callback()` whenever events are buffered."""
+        with self._lock:
+            self._wakeup = callback
+            pending = self._buffered > 0
+        if pending:
+            self._wake()
+
+    def _wake(self) -> None:
+        callback = self._wakeup
+        if callback is not None:
+            callback()
+
+    # --- the buffer (callers hold the lock) ---------------------------------
+
+    def _push(self, stream: str | None, rv: str | None, events: list[RunEvent]) -> None:
+        chunk = _Chunk(stream, rv or None)
+        for event in events:
+            where = self._newest.get(event.key)
+            if where is not None:
+                older_chunk, i = where
+                older = older_chunk.events[i]
+                if older is not None and _same_step(older, event):
+                    older_chunk.events[i] = None
+                    self._buffered -= 1
+            self._newest[event.key] = (chunk, len(chunk.events))
+            chunk.events.append(event)
+            self._buffered += 1
+        self._buffer.append(chunk)
+
+    def _drain_into_owed(self) -> None:
+        """Move whole chunks, in order, to the owed batch (up to the size limit)."""
+        taken = len(self._owed)
+        while self._buffer:
+            chunk = self._buffer[0]
+            live = [e for e in chunk.events if e is not None]
+            if live and taken and taken + len(live) > self.max_batch_events:
+                return
+            self._buffer.popleft()
+            for i, event in enumerate(chunk.events):
+                if event is not None and self._newest.get(event.key) == (chunk, i):
+                    del self._newest[event.key]
+            self._owed.extend(live)
+            self._buffered -= len(live)
+            taken += len(live)
+            if chunk.stream is not None and chunk.rv:
+                self._rvs[chunk.stream] = chunk.rv
 
     def pause(self, job_key: str) -> None:
         set_suspended(self.batch, self.name, job_key, True)
@@ -286,19 +383,24 @@ class KubernetesAdapter:
                     gone = self._last_copy(spec.resource, key)
                     if gone is not None:
                         events += self._apply(spec, "DELETED", gone, observed, unseen=True)
-            self._buffer.extend(events)
-            self._rvs[spec.key] = rv
+            self._push(spec.key, rv, events)
+        if events:
+            self._wake()
 
     def on_change(self, spec: StreamSpec, type_: str, obj: Obj, rv: str) -> None:
         observed = _now()
         with self._lock:
-            self._buffer.extend(self._apply(spec, type_, obj, observed))
-            if rv:
-                self._rvs[spec.key] = rv
+            events = self._apply(spec, type_, obj, observed)
+            self._push(spec.key, rv, events)
+        if events:
+            self._wake()
 
     def on_bookmark(self, spec: StreamSpec, rv: str) -> None:
         with self._lock:
-            self._rvs[spec.key] = rv
+            if self._buffer:
+                self._push(spec.key, rv, [])  # after the events still buffered
+            else:
+                self._rvs[spec.key] = rv
 
     def on_error(self, spec: StreamSpec, message: str | None) -> None:
         with self._lock:
