@@ -366,12 +366,28 @@ class WebhookAdapter(Protocol):
     def webhook_events(self, payload: Any) -> list[RunEvent]: ...
 
 
+# What a `pause` changed, as JSON-serialisable data the caller stores and hands
+# back to `resume`, e.g. `{"rules": ["r1"], "schedules": [{"group": "default",
+# "name": "s1"}]}` or `{"was_paused": false}`. Its keys are the adapter's own.
+ControlReceipt = dict[str, Any]
+
+
 class ControlAdapter(Protocol):
-    """An adapter that can pause and resume a job's legacy schedule (cutover)."""
+    """An adapter that can pause and resume a job's legacy schedule (cutover).
 
-    def pause(self, job_key: str) -> None: ...
+    `pause(job_key)` returns a receipt saying exactly what it changed, leaving
+    alone (and out of the receipt) whatever was already paused. It may return
+    None (an adapter without receipts). `resume(job_key, receipt)` undoes
+    exactly what the receipt lists, and nothing when it lists nothing, so a
+    schedule its owner had paused before stays paused. `resume(job_key)` with
+    no receipt resumes everything of the job: the behaviour for callers that
+    have none (an adapter without receipts, or a pause recorded before them).
+    A malformed receipt is a `SourceError` naming it; nothing is changed.
+    """
 
-    def resume(self, job_key: str) -> None: ...
+    def pause(self, job_key: str) -> ControlReceipt | None: ...
+
+    def resume(self, job_key: str, receipt: ControlReceipt | None = None) -> None: ...
 
 
 class Closeable(Protocol):
