@@ -303,15 +303,11 @@ def overview(request: Request) -> Response:
         counts = run_counts(session, since=since, until=now, buckets=24)
         incidents = _open_incidents(session, 10)
     chart = charts.stacked_bars(counts)
-    repolled, outcome = request.query_params.get("repoll"), request.query_params.get("outcome")
-    notice = None
-    if repolled and outcome == "requested":
-        notice = f"Asked the poller of {repolled} to poll now; its status updates when it finishes."
-    elif repolled:
-        notice = (
-            f"{repolled} is not polled by this gateway process (another replica holds its "
-            "lease, or pollers are off here); it will poll on its own schedule."
-        )
+    notice = repoll_notice(
+        request.query_params.get("repoll", ""),
+        request.query_params.get("outcome", ""),
+        {s.status.name: s.status.holder for s in sources},
+    )
     return _render(
         request,
         "overview.html",
@@ -703,7 +699,13 @@ def incident_page(request: Request, incident_id: str) -> Response:
 
 @router.post("/actions/sources/{name}/poll")
 async def repoll_source(request: Request, name: str) -> Response:
-    """Ask this replica's poller for `name` to poll now (operator; CSRF-checked)."""
+    """Have this replica poll `name` now (operator; CSRF-checked).
+
+    Redirects to the overview with the outcome: `polled` (this replica holds
+    the lease and polls at once), `elsewhere` (another replica holds it; the
+    overview names that replica), `no-pollers` (this process runs none) or
+    `disabled`.
+    """
     auth = _session_of(request)
     if auth is None:
         return HTMLResponse("log in first", status_code=401)
@@ -736,11 +738,49 @@ async def repoll_source(request: Request, name: str) -> Response:
             session=auth,
             status_code=404,
         )
+    entry = next(s for s in _config(request).sources if s.name == name)
     runtime = getattr(request.app.state, "runtime", None)
-    poll_now = getattr(runtime, "poll_now", None)
-    accepted = bool(callable(poll_now) and poll_now(name))
-    outcome = "requested" if accepted else "not-here"
+    if not entry.enabled:
+        outcome = "disabled"
+    elif runtime is None:
+        outcome = "no-pollers"
+    else:
+        outcome = "polled" if runtime.poll_now(name) else "elsewhere"
     return RedirectResponse("/?" + urlencode({"repoll": name, "outcome": outcome}), status_code=303)
 
 
-__all__ = ["FilterError", "RunFilters", "next_expected", "parse_run_filters", "router"]
+def repoll_notice(source: str, outcome: str, holders: Mapping[str, str | None]) -> str | None:
+    """What the overview says after "Re-poll now" (`outcome` as the action set it)."""
+    if source not in holders:
+        return None
+    if outcome == "polled":
+        return f"Polling {source} now; its status and runs update when the poll finishes."
+    if outcome == "elsewhere":
+        holder = holders[source]
+        if holder:
+            return (
+                f"{source} is polled by replica {holder}, which holds its lease; this "
+                "replica cannot poll it now. It polls on that replica's schedule."
+            )
+        return (
+            f"No replica holds the lease of {source} at the moment (a take-over is under "
+            "way); the replica that takes it polls it at once."
+        )
+    if outcome == "no-pollers":
+        return (
+            f"This gateway process runs no pollers, so it cannot poll {source}; the "
+            "replica holding its lease polls it on its schedule."
+        )
+    if outcome == "disabled":
+        return f"{source} is disabled in the configuration, so no replica polls it."
+    return None
+
+
+__all__ = [
+    "FilterError",
+    "RunFilters",
+    "next_expected",
+    "parse_run_filters",
+    "repoll_notice",
+    "router",
+]

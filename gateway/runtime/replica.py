@@ -27,6 +27,10 @@ transaction.)
 `stop()` is prompt: it wakes every thread, waits for the poll in flight,
 releases the leases (so another replica takes over at once, not after the
 TTL) and closes the adapters it created.
+
+`poll_now(name)` asks for an immediate cycle of a source this replica holds
+(the dashboard's "Re-poll now"); it answers False when another replica holds
+the lease, so the caller can say who polls it instead.
 """
 
 from __future__ import annotations
@@ -60,6 +64,14 @@ log = logging.getLogger(__name__)
 
 def default_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class UnknownSource(LookupError):
+    """`Runtime.poll_now` was given a name that is not an enabled configured source."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"no enabled source named {source!r}")
+        self.source = source
 
 
 class Runtime:
@@ -132,6 +144,24 @@ class Runtime:
     def held(self) -> list[str]:
         """Lease names this replica holds right now."""
         return self.keeper.held()
+
+    def poll_now(self, source_name: str) -> bool:
+        """Have this replica poll `source_name` at once; whether it will.
+
+        True: this replica holds the source's lease, and its poller starts a
+        cycle as soon as it is free (without waiting for the interval or a
+        failure backoff). False: it will not — another replica holds the
+        lease (and polls on its own schedule), or this runtime is not
+        running. Raises `UnknownSource` for a name that is not an enabled
+        configured source.
+        """
+        poller = self.pollers.get(source_name)
+        if poller is None:
+            raise UnknownSource(source_name)
+        if not self._started or self._stopping.is_set() or not self.keeper.holds(source_name):
+            return False
+        poller.request_poll()
+        return True
 
     def start(self) -> Runtime:
         if self._started:

@@ -131,7 +131,7 @@ def test_login_lands_on_the_overview_with_sources_and_failures(page: Page, serve
     expect(page.locator("svg rect").first).to_be_visible()
     shot(page, "02-overview", full=True)
     page.get_by_role("button", name=f"Re-poll now {CRON}").click()
-    expect(page.get_by_role("status")).to_contain_text("not polled by this gateway")
+    expect(page.get_by_role("status")).to_contain_text("This gateway process runs no pollers")
 
 
 def test_filter_runs_and_the_table_refreshes_live(page: Page, served: Served) -> None:

@@ -216,7 +216,10 @@ def test_viewer_cannot_repoll_and_every_action_needs_the_csrf_token(dash: Dash) 
         f"/actions/sources/{CRON}/poll", data={"csrf": csrf_of(page)}, follow_redirects=False
     )
     assert done.status_code == 303
-    assert done.headers["location"] == f"/?repoll={CRON}&outcome=not-here"
+    # This app runs no pollers: nothing is polled, and the overview says why.
+    assert done.headers["location"] == f"/?repoll={CRON}&outcome=no-pollers"
+    notice = dash.client.get(done.headers["location"]).text
+    assert f"This gateway process runs no pollers, so it cannot poll {CRON}" in notice
     unknown = dash.client.post("/actions/sources/nope/poll", data={"csrf": csrf_of(page)})
     assert unknown.status_code == 404
 

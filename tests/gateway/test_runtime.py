@@ -396,6 +396,55 @@ def test_runtime_housekeeping_applies_configured_retention(
         assert conn.execute(sa.select(Run.__table__.c.key)).scalar_one() == "new"  # type: ignore[attr-defined]
 
 
+# -- poll_now -----------------------------------------------------------------
+
+
+def test_poll_now_polls_a_held_source_at_once_despite_a_long_interval_and_backoff(
+    scripted_kind: None, engine: Engine
+) -> None:
+    from gateway.runtime.replica import UnknownSource
+
+    # An hour's interval and lease TTL: nothing but poll_now wakes the poller.
+    config = make_config("slow", interval="1h", lease_ttl="1h")
+    adapter = ScriptedAdapter("slow", available=2)
+    rt = Runtime(config, engine, adapters={"slow": adapter}, housekeeping=[])
+    assert rt.poll_now("slow") is False  # not started: nothing here polls
+    with rt:
+        assert wait_until(lambda: read_cursor(engine, "slow") == "2")  # on gaining the lease
+        adapter.publish(4)
+        assert rt.poll_now("slow") is True
+        assert wait_until(lambda: read_cursor(engine, "slow") == "6", timeout=10)
+        # A failed cycle backs off for about half an hour; poll_now still polls at once.
+        adapter.fail(times=1, message="HTTP 503")
+        polls = adapter.polls
+        assert rt.poll_now("slow") is True
+        assert wait_until(lambda: source_row(engine, "slow").consecutive_failures == 1)
+        assert adapter.polls == polls + 1
+        adapter.publish(2)
+        assert rt.poll_now("slow") is True
+        assert wait_until(lambda: read_cursor(engine, "slow") == "8", timeout=10)
+        assert source_row(engine, "slow").consecutive_failures == 0
+        with pytest.raises(UnknownSource, match="no enabled source named 'nope'"):
+            rt.poll_now("nope")
+    assert rt.poll_now("slow") is False  # stopped
+
+
+def test_poll_now_answers_false_when_another_replica_holds_the_lease(
+    scripted_kind: None, engine: Engine
+) -> None:
+    from gateway.runtime.leases import acquire
+
+    assert acquire(engine, "taken", "replica-b", 3600)
+    config = make_config("taken", interval="0.05s", lease_ttl="3s")
+    adapter = ScriptedAdapter("taken", available=2)
+    with Runtime(config, engine, adapters={"taken": adapter}, housekeeping=[]) as rt:
+        assert "taken" not in rt.held()
+        assert rt.poll_now("taken") is False
+        assert source_statuses(engine, config)[0].holder == "replica-b"
+    assert adapter.polls == 0
+    assert read_cursor(engine, "taken") is None
+
+
 def test_python_m_runtime_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None:
     import subprocess
     import sys
