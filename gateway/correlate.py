@@ -55,6 +55,7 @@ from gateway.incidents import (
     RunView,
     attach,
     awaiting_incidents,
+    awaiting_jobs,
     launched_runs,
     load_runs,
     mark_recovered,
@@ -96,42 +97,78 @@ def sort_at() -> Any:
 def correlate_batch(
     conn: Connection, run_ids: Sequence[str], *, now: datetime | None = None
 ) -> CorrelationReport:
-    """Correlate the runs one batch touched (inside the batch's transaction)."""
+    """Correlate the runs one batch touched (inside the batch's transaction).
+
+    Most runs of a batch are successes of jobs in no flow and no incident: a
+    light read of their plain columns settles that, and only the rest (failures,
+    skips, flow members, awaited jobs) are read in full.
+    """
     now = now or datetime.now(UTC)
     report = CorrelationReport()
     if not run_ids:
         return report
-    runs = load_runs(conn, run_ids)
-    report.declared_links = write_declared_links(conn, runs.values(), now=now)
-    seeds = [r for r in runs.values() if r.state in BAD or r.state in IMPACT]
+    light = _light(conn, run_ids)
+    edges = flow_edges(conn)
+    edge_jobs = {(e.up_source, e.up_job) for e in edges} | {
+        (e.down_source, e.down_job) for e in edges
+    }
+    interesting = {i for i, (_, kind, _, state) in light.items() if state in BAD or state in IMPACT}
+    in_flows = {
+        i
+        for i, (source, kind, job, _) in light.items()
+        if kind == "run" and (source, job) in edge_jobs
+    }
+    succeeded = [
+        (i, source, job)
+        for i, (source, kind, job, state) in light.items()
+        if kind == "run" and job and state == State.succeeded.value
+    ]
+    awaited = (
+        awaiting_jobs(conn, {(source, job) for _, source, job in succeeded}) if succeeded else set()
+    )
+    recovering = {i for i, source, job in succeeded if (source, job) in awaited}
+    runs = load_runs(conn, sorted(interesting | in_flows | recovering))
+    if in_flows and edges:
+        report.declared_links = write_declared_links(
+            conn, [runs[i] for i in sorted(in_flows) if i in runs], edges, now=now
+        )
+    seeds = [runs[i] for i in sorted(interesting) if i in runs]
     if seeds:
         _group(conn, seeds, now, report)
-    recovered = [r for r in runs.values() if r.kind == "run" and r.state == State.succeeded.value]
-    if recovered:
-        report.incidents_resolved = mark_recovered(conn, recovered, now=now)
+    if recovering:
+        report.incidents_resolved = mark_recovered(
+            conn, [runs[i] for i in sorted(recovering) if i in runs], now=now
+        )
     return report
+
+
+def _light(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[str, str, str | None, str]]:
+    """id → (source, kind, job, state): plain strings, cheap to read for a whole batch."""
+    run = table("run")
+    out: dict[str, tuple[str, str, str | None, str]] = {}
+    for part in chunks(list(run_ids)):
+        query = sa.select(run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state).where(
+            run.c.id.in_(part)
+        )
+        for run_id, source, kind, job, state in conn.execute(query):
+            out[run_id] = (source, kind, job, state)
+    return out
 
 
 # --- declared links ----------------------------------------------------------
 
 
-def _edges_for(conn: Connection, pairs: set[tuple[str, str]]) -> list[sa.Row[Any]]:
-    edge = table("flow_edge")
-    found: list[sa.Row[Any]] = []
-    for part in chunks(sorted(pairs)):
-        up = sa.tuple_(edge.c.up_source, edge.c.up_job).in_(part)
-        down = sa.tuple_(edge.c.down_source, edge.c.down_job).in_(part)
-        found.extend(conn.execute(sa.select(edge).where(sa.or_(up, down))).all())
-    return found
+def flow_edges(conn: Connection) -> list[sa.Row[Any]]:
+    """Every declared edge: the flow files' edges, a small table read whole."""
+    return list(conn.execute(sa.select(table("flow_edge"))).all())
 
 
-def write_declared_links(conn: Connection, runs: Iterable[RunView], *, now: datetime) -> int:
+def write_declared_links(
+    conn: Connection, runs: Iterable[RunView], edges: Sequence[sa.Row[Any]], *, now: datetime
+) -> int:
     """Link each source run to the runs its flow edges expect, by time window."""
     roots = [r for r in runs if r.kind == "run" and r.job and r.at is not None]
-    if not roots:
-        return 0
-    edges = _edges_for(conn, {(r.source, r.job or "") for r in roots})
-    if not edges:
+    if not roots or not edges:
         return 0
     run = table("run")
     at = sort_at()
@@ -479,6 +516,7 @@ __all__ = [
     "CorrelationReport",
     "Neighbourhood",
     "correlate_batch",
+    "flow_edges",
     "name_similarity",
     "name_tokens",
     "neighbourhood",

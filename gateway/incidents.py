@@ -532,6 +532,29 @@ def awaiting_incidents(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[
     return out
 
 
+def awaiting_jobs(conn: Connection, jobs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, job) an open incident is waiting on to succeed."""
+    job_t, incident = table("incident_job"), table("incident")
+    by_source: dict[str, set[str]] = defaultdict(set)
+    for source, job in jobs:
+        by_source[source].add(job)
+    out: set[tuple[str, str]] = set()
+    for source, names in sorted(by_source.items()):
+        for part in chunks(sorted(names)):
+            query = (
+                sa.select(job_t.c.job)
+                .join(incident, incident.c.id == job_t.c.incident_id)
+                .where(
+                    job_t.c.source == source,
+                    job_t.c.job.in_(part),
+                    job_t.c.recovered_at.is_(None),
+                    incident.c.status == "open",
+                )
+            )
+            out.update((source, job) for job in conn.scalars(query))
+    return out
+
+
 def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) -> list[int]:
     """Record successful runs of awaited jobs; resolve incidents whose jobs all recovered."""
     incident, job_t = table("incident"), table("incident_job")
@@ -965,6 +988,7 @@ __all__ = [
     "TimelineEntry",
     "attach",
     "awaiting_incidents",
+    "awaiting_jobs",
     "causes_among",
     "choose_root",
     "incident_detail",
