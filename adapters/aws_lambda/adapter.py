@@ -22,11 +22,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.aws_lambda.clients import AwsClients, build_clients
-from adapters.aws_lambda.control import set_schedules_enabled
+from adapters.aws_lambda.control import pause_schedules, resume_schedules
 from adapters.aws_lambda.discover import Discovery, discover
 from adapters.aws_lambda.logs import LogReader, log_groups_for
 from adapters.aws_lambda.webhook import destination_events
-from gateway.contract import JobSpec, PollResult, RunEvent, SourceConfig, SourceError
+from gateway.contract import (
+    ControlReceipt,
+    JobSpec,
+    PollResult,
+    RunEvent,
+    SourceConfig,
+    SourceError,
+)
 from gateway.states import StateMap, default_state_map
 
 
@@ -106,11 +113,11 @@ class LambdaAdapter:
         events, new_cursor = self.reader.read(groups, cursor, now=self._clock())
         return PollResult(events=events, cursor=new_cursor, jobs=jobs)
 
-    def pause(self, job_key: str) -> None:
-        set_schedules_enabled(self.clients, job_key, enabled=False)
+    def pause(self, job_key: str) -> ControlReceipt:
+        return pause_schedules(self.clients, job_key)
 
-    def resume(self, job_key: str) -> None:
-        set_schedules_enabled(self.clients, job_key, enabled=True)
+    def resume(self, job_key: str, receipt: ControlReceipt | None = None) -> None:
+        resume_schedules(self.clients, job_key, receipt)
 
     def webhook_events(self, payload: Any) -> list[RunEvent]:
         return destination_events(payload, source=self.name)
