@@ -50,9 +50,17 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from adapters.kubernetes import normalize
 from adapters.kubernetes.client import build_api_client
-from adapters.kubernetes.control import set_suspended
+from adapters.kubernetes.control import resume as resume_cronjob
+from adapters.kubernetes.control import suspend as suspend_cronjob
 from adapters.kubernetes.watch import Obj, StreamSpec, StreamWatcher, list_all
-from gateway.contract import JobSpec, PollResult, RunEvent, SourceConfig, SourceError
+from gateway.contract import (
+    ControlReceipt,
+    JobSpec,
+    PollResult,
+    RunEvent,
+    SourceConfig,
+    SourceError,
+)
 from gateway.states import StateMap, default_state_map
 
 CURSOR_VERSION = 1
@@ -276,11 +284,11 @@ class KubernetesAdapter:
             if chunk.stream is not None and chunk.rv:
                 self._rvs[chunk.stream] = chunk.rv
 
-    def pause(self, job_key: str) -> None:
-        set_suspended(self.batch, self.name, job_key, True)
+    def pause(self, job_key: str) -> ControlReceipt:
+        return suspend_cronjob(self.batch, self.name, job_key)
 
-    def resume(self, job_key: str) -> None:
-        set_suspended(self.batch, self.name, job_key, False)
+    def resume(self, job_key: str, receipt: ControlReceipt | None = None) -> None:
+        resume_cronjob(self.batch, self.name, job_key, receipt)
 
     def close(self) -> None:
         for t in self._threads:
