@@ -5,6 +5,9 @@ right after the batch's runs, refs and exact links are written (exact links
 come from `gateway.links`). It reads only what the batch touched and their
 neighbours, through indexes — never a scan of history:
 
+0. **Inferred exact links** (`write_inferred_links`): an OpenLineage parent
+   run id held by another source's run, and an AWS request id quoted in a
+   failure's error message (a task's log tail), linked like equal refs.
 1. **Declared links.** For each touched source run (kind `run`) of a job in
    a flow edge (`flow_edge`, looked up by job), the runs of the other job in
    the edge's window (`ix_run_job_sort`) are linked: strength `declared`,
@@ -67,6 +70,8 @@ from gateway.incidents import (
 from gateway.links import chunks, dialect_insert, table
 
 MAX_DEPTH = 4
+MAX_IDS_IN_MESSAGE = 5
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MAX_NODES = 300
 MAX_TREE_SPANS = 200
 MAX_LINKS_PER_RUN = 100
@@ -83,6 +88,7 @@ IMPACT = frozenset({State.skipped.value})
 @dataclass
 class CorrelationReport:
     declared_links: int = 0
+    inferred_links: int = 0
     suggested_links: int = 0
     incidents_opened: list[int] = field(default_factory=list)
     incidents_touched: set[int] = field(default_factory=set)
@@ -107,7 +113,8 @@ def correlate_batch(
     report = CorrelationReport()
     if not run_ids:
         return report
-    light = _light(conn, run_ids)
+    parents: dict[str, str] = {}
+    light = _light(conn, run_ids, parents)
     edges = flow_edges(conn)
     edge_jobs = {(e.up_source, e.up_job) for e in edges} | {
         (e.down_source, e.down_job) for e in edges
@@ -133,6 +140,9 @@ def correlate_batch(
             conn, [runs[i] for i in sorted(in_flows) if i in runs], edges, now=now
         )
     seeds = [runs[i] for i in sorted(interesting) if i in runs]
+    report.inferred_links = write_inferred_links(
+        conn, parents, [r for r in seeds if r.state in BAD and r.error_message], now=now
+    )
     if seeds:
         _group(conn, seeds, now, report)
     if recovering:
@@ -142,17 +152,80 @@ def correlate_batch(
     return report
 
 
-def _light(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[str, str, str | None, str]]:
-    """id → (source, kind, job, state): plain strings, cheap to read for a whole batch."""
+def _light(
+    conn: Connection, run_ids: Sequence[str], parents: dict[str, str]
+) -> dict[str, tuple[str, str, str | None, str]]:
+    """id → (source, kind, job, state): plain strings, cheap to read for a whole batch.
+
+    Fills `parents` with id → parent_key for runs whose parent is an
+    OpenLineage run id (a uuid), which may live in another source.
+    """
     run = table("run")
     out: dict[str, tuple[str, str, str | None, str]] = {}
     for part in chunks(list(run_ids)):
-        query = sa.select(run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state).where(
-            run.c.id.in_(part)
-        )
-        for run_id, source, kind, job, state in conn.execute(query):
+        query = sa.select(
+            run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state, run.c.parent_key
+        ).where(run.c.id.in_(part))
+        for run_id, source, kind, job, state, parent_key in conn.execute(query):
             out[run_id] = (source, kind, job, state)
+            if parent_key and _UUID.fullmatch(parent_key):
+                parents[run_id] = parent_key.lower()
     return out
+
+
+def write_inferred_links(
+    conn: Connection, parents: dict[str, str], failures: Sequence[RunView], *, now: datetime
+) -> int:
+    """Exact links the adapters' refs do not make by themselves.
+
+    - An OpenLineage `parent` facet naming a run id that another source's run
+      carries as its `openlineage.run` ref (an Airflow try → the Spark job it
+      started): relation `parent:openlineage.run`, the parent's run first.
+    - An AWS request id quoted in a failure's error message (an Airflow task
+      whose log tail says which Lambda invocation failed it): relation
+      `ref:aws.request_id`, evidence `found_in: error_message`.
+    """
+    run_ref = table("run_ref")
+    wanted: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    for run_id, parent_key in parents.items():
+        wanted[("openlineage.run", parent_key)].append((run_id, "parent:openlineage.run", "parent"))
+    for r in failures:
+        for found in _UUID.findall(r.error_message or "")[:MAX_IDS_IN_MESSAGE]:
+            wanted[("aws.request_id", found.lower())].append(
+                (r.id, "ref:aws.request_id", "error_message")
+            )
+    if not wanted:
+        return 0
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for namespace in sorted({n for n, _ in wanted}):
+        values = sorted({v for n, v in wanted if n == namespace})
+        for part in chunks(values):
+            query = sa.select(run_ref.c.value, run_ref.c.run_id).where(
+                run_ref.c.namespace == namespace, run_ref.c.value.in_(part)
+            )
+            for value, holder in conn.execute(query):
+                for run_id, relation, found_in in wanted[(namespace, value)]:
+                    if holder == run_id:
+                        continue
+                    # The parent (or the invocation the message names) is the `from` end.
+                    pair = (holder, run_id) if found_in == "parent" else sorted((holder, run_id))
+                    rows[(pair[0], pair[1], relation)] = {
+                        "from_run_id": pair[0],
+                        "to_run_id": pair[1],
+                        "strength": LinkStrength.exact.value,
+                        "relation": relation,
+                        "confidence": 1.0,
+                        "evidence": {
+                            "ref": {"namespace": namespace, "value": value},
+                            "found_in": found_in,
+                        },
+                        "created_at": now,
+                    }
+    if not rows:
+        return 0
+    link = table("link")
+    stmt = dialect_insert(conn, link).on_conflict_do_nothing().returning(link.c.id)
+    return len(conn.execute(stmt, list(rows.values())).all())
 
 
 # --- declared links ----------------------------------------------------------
@@ -521,5 +594,6 @@ __all__ = [
     "name_tokens",
     "neighbourhood",
     "write_declared_links",
+    "write_inferred_links",
     "write_suggestions",
 ]

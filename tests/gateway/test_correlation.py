@@ -552,3 +552,151 @@ def test_flaky_task_that_succeeds_on_retry_opens_no_incident(engine: Engine) -> 
     assert incidents(engine) == []
     with Session(engine) as session:
         assert list_incidents(session, status="merged").data == []
+
+
+# --- exact links the adapters' refs do not make by themselves ---
+
+REQUEST_ID = "6f1c2a9e-3b7d-4c0e-9a51-0d2f8e4b7c11"
+OL_TRY = "0193a5c2-7e4f-7b21-8c3d-5e6f7a8b9c0d"
+
+
+def test_request_id_in_a_task_error_links_the_lambda_that_failed_it(engine: Engine) -> None:
+    apply_batch(
+        engine,
+        "lambda-prod",
+        [
+            ev(
+                "lambda-prod",
+                REQUEST_ID,
+                State.failed,
+                job="price-feed",
+                start=0,
+                end=2,
+                seen=2,
+                error=ErrorInfo(kind="out_of_memory", message="Runtime.OutOfMemory"),
+                refs={"aws.request_id": REQUEST_ID},
+            )
+        ],
+    )
+    dag = "pricing/manual__1"
+    apply_batch(
+        engine,
+        "airflow-prod",
+        [
+            ev(
+                "airflow-prod",
+                f"{dag}/invoke/-1/1",
+                State.failed,
+                kind=RunKind.attempt,
+                parent=dag,
+                job="pricing",
+                name="invoke",
+                start=0,
+                end=2.5,
+                seen=3,
+                error=ErrorInfo(
+                    kind="task_failed",
+                    message=("LambdaFunctionError: Unhandled, RequestId: " + REQUEST_ID.upper()),
+                ),
+            ),
+            ev(
+                "airflow-prod",
+                dag,
+                State.failed,
+                job="pricing",
+                start=0,
+                end=3,
+                seen=3.5,
+                error=ErrorInfo(kind="dag_run_failed"),
+            ),
+        ],
+    )
+    incident = only_incident(engine)
+    assert incident.root_cause is not None and incident.root_cause.key == REQUEST_ID
+    (link,) = [x for x in incident.links if x.relation == "ref:aws.request_id"]
+    assert link.evidence == {
+        "ref": {"namespace": "aws.request_id", "value": REQUEST_ID},
+        "found_in": "error_message",
+    }
+    assert len(incident.chain) == 3
+
+
+def test_openlineage_parent_facet_links_the_child_job_to_the_airflow_try(engine: Engine) -> None:
+    dag = "reports/manual__2"
+    try_key = f"{dag}/spark_submit/-1/1"
+    apply_batch(
+        engine,
+        "airflow-prod",
+        [
+            ev("airflow-prod", dag, State.running, job="reports", start=0, seen=0),
+            ev(
+                "airflow-prod",
+                try_key,
+                State.running,
+                kind=RunKind.attempt,
+                parent=dag,
+                job="reports",
+                name="spark_submit",
+                start=0.5,
+                seen=0.5,
+                refs={"openlineage.run": OL_TRY},
+            ),
+        ],
+    )
+    apply_batch(
+        engine,
+        "spark-ol",
+        [
+            ev(
+                "spark-ol",
+                "0193a5c2-aaaa-7b21-8c3d-5e6f7a8b9c0d",
+                State.failed,
+                kind=RunKind.task,
+                parent=OL_TRY,
+                job="reports.spark_submit.execute",
+                start=1,
+                end=4,
+                seen=4,
+                error=ErrorInfo(
+                    kind="OOMKilled", message="Container killed on request. Exit code is 137"
+                ),
+            )
+        ],
+    )
+    with Session(engine) as session:
+        (link,) = session.exec(select(Link).where(Link.relation == "parent:openlineage.run")).all()
+    assert link.strength == "exact"
+    assert link.evidence["found_in"] == "parent"
+    apply_batch(
+        engine,
+        "airflow-prod",
+        [
+            ev(
+                "airflow-prod",
+                try_key,
+                State.failed,
+                kind=RunKind.attempt,
+                parent=dag,
+                job="reports",
+                name="spark_submit",
+                start=0.5,
+                end=4.5,
+                seen=5,
+                error=ErrorInfo(kind="task_failed"),
+                refs={"openlineage.run": OL_TRY},
+            ),
+            ev(
+                "airflow-prod",
+                dag,
+                State.failed,
+                job="reports",
+                start=0,
+                end=5,
+                seen=5.5,
+                error=ErrorInfo(kind="dag_run_failed"),
+            ),
+        ],
+    )
+    incident = only_incident(engine)
+    assert incident.root_error_kind == "OOMKilled"
+    assert incident.root_cause is not None and incident.root_cause.source == "spark-ol"
