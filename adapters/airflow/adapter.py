@@ -28,7 +28,7 @@ from adapters.airflow import control, normalize
 from adapters.airflow import openlineage as ol
 from adapters.airflow.client import PAGE_LIMIT, AirflowClient, Settings, create_client
 from adapters.airflow.poller import Poller
-from gateway.contract import EventSink, JobSpec, PollResult, SourceConfig
+from gateway.contract import ControlReceipt, EventSink, JobSpec, PollResult, SourceConfig
 from gateway.states import StateMap, default_state_map
 
 if TYPE_CHECKING:
@@ -126,11 +126,11 @@ class AirflowAdapter:
         return specs
 
     # -- ControlAdapter ------------------------------------------------------
-    def pause(self, job_key: str) -> None:
-        control.pause(self.client, self.name, job_key)
+    def pause(self, job_key: str) -> ControlReceipt:
+        return control.pause(self.client, self.name, job_key)
 
-    def resume(self, job_key: str) -> None:
-        control.resume(self.client, self.name, job_key)
+    def resume(self, job_key: str, receipt: ControlReceipt | None = None) -> None:
+        control.resume(self.client, self.name, job_key, receipt)
 
     def trigger(
         self, job_key: str, *, run_id: str | None = None, conf: Mapping[str, Any] | None = None
