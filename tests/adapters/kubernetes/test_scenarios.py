@@ -69,8 +69,17 @@ def test_backoff_limit_exceeded_after_three_pod_failures(cluster: Cluster, reade
         cluster.update_job_status(job, failed=len(pods) + 1, active=0)
         pods.append(pod)
     cluster.fail_job(job, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    # Pods and Jobs are separate watch streams with no order between them:
+    # wait for the pods' last states too.
     latest = reader.until(
-        lambda ev: ev.get(_job_key(job)) is not None and ev[_job_key(job)].state is State.failed
+        lambda ev: (
+            ev.get(_job_key(job)) is not None
+            and ev[_job_key(job)].state is State.failed
+            and all(
+                ev.get(_pod_key(p)) is not None and ev[_pod_key(p)].state is State.failed
+                for p in pods
+            )
+        )
     )
     run = latest[_job_key(job)]
     assert run.error is not None and run.error.kind == "BackoffLimitExceeded"
@@ -152,7 +161,10 @@ def test_watch_broken_mid_stream_resumes_without_losing_a_change(
     cluster.complete_job(second)
     latest = reader.until(
         lambda ev: (
-            ev.get(_job_key(second)) is not None and ev[_job_key(second)].state is State.succeeded
+            ev.get(_job_key(second)) is not None
+            and ev[_job_key(second)].state is State.succeeded
+            and ev.get(_pod_key(pod)) is not None
+            and ev[_pod_key(pod)].state is State.succeeded
         )
     )
     assert latest[_pod_key(pod)].state is State.succeeded
