@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 SWITCHYARD = str(Path(sys.executable).parent / "switchyard")
 LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 RUNNING = re.compile(rb"runtime (\S+) running")
+# A clean stop on SIGINT: uvicorn re-raises the signal after its graceful
+# shutdown, which `switchyard` reports as the conventional 130.
+CLEAN_EXIT = (0, 130)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
@@ -128,8 +131,23 @@ class GatewayProcess:
             self.kill()
             raise AssertionError(f"gateway did not start ({self.mode}):\n{tail[-4000:]}")
         if self.mode == "serve":
-            self.base_url = f"http://127.0.0.1:{found[0].group(1).decode()}"
+            base = f"http://127.0.0.1:{found[0].group(1).decode()}"
+            # uvicorn prints its address before the app's startup has run;
+            # ready means answering.
+            if not wait_until(lambda: self._answers(base), timeout, step=0.02):
+                tail = self.log_path.read_bytes()[self._log_offset :].decode(errors="replace")
+                self.kill()
+                raise AssertionError(f"gateway printed {base} but never answered:\n{tail[-4000:]}")
+            self.base_url = base
         return self
+
+    def _answers(self, base: str) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            return True  # died: let the caller's next request say so
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     @property
     def pid(self) -> int:
