@@ -6,6 +6,14 @@ source's options. `pause(job)`/`resume(job)` write the desired state of a
 crontab line to a small JSON file; hosts pull it with `switchyard-cron sync`
 (`GET /api/v1/cron/instructions`) and comment out or restore the line.
 
+`pause` returns a receipt `{"was_paused": bool}`: a line already paused
+(desired state paused, or — with no desired state recorded — reported paused
+by the host's last sync, e.g. a `# switchyard:paused` line or a line deleted
+since) is left as it is. `resume(job, receipt)` restores the line only when
+the receipt says Switchyard paused it; `resume(job)` without a receipt
+restores it unconditionally. A line its owner commented out by hand is no
+schedule line at all: neither call ever touches it.
+
 Options (`sources[].options` in switchyard.yaml):
 
 - `token`: bearer token hosts use for `/api/v1/cron/*` (required for those);
@@ -29,12 +37,19 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from adapters.cron.normalize import CheckConfig, check_job
-from gateway.contract import EventSink, JobSpec, PollResult, SourceConfig, SourceError
+from gateway.contract import (
+    ControlReceipt,
+    EventSink,
+    JobSpec,
+    PollResult,
+    SourceConfig,
+    SourceError,
+)
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -44,35 +59,70 @@ _HOST_KEY = re.compile(r"^([^/]+)/[^/]+/[0-9a-f]{12}(?:#\d+)?$")
 
 
 class ControlState:
-    """Desired paused/active state per job key, in one JSON file written atomically."""
+    """Desired paused/active state per job key, in one JSON file written atomically.
+
+    Beside the desired state (`jobs`) it keeps what hosts last reported
+    (`reported`: key -> paused), so a pause knows whether a line was already
+    paused before Switchyard touched it.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
 
-    def read(self) -> dict[str, bool]:
+    def _load(self) -> dict[str, Any]:
         try:
             with open(self.path, encoding="utf-8") as f:
-                doc = json.load(f)
+                doc: dict[str, Any] = json.load(f)
         except FileNotFoundError:
-            return {}
-        return {str(k): bool(v["paused"]) for k, v in doc.get("jobs", {}).items()}
+            doc = {}
+        doc.setdefault("jobs", {})
+        doc.setdefault("reported", {})
+        return doc
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        tmp = f"{self.path}.tmp"
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict[str, bool]:
+        return {str(k): bool(v["paused"]) for k, v in self._load()["jobs"].items()}
+
+    def _put(self, doc: dict[str, Any], job_key: str, paused: bool) -> None:
+        doc["jobs"][job_key] = {"paused": paused, "at": datetime.now(UTC).isoformat()}
 
     def set(self, job_key: str, paused: bool) -> None:
         with self._lock:
-            try:
-                with open(self.path, encoding="utf-8") as f:
-                    doc = json.load(f)
-            except FileNotFoundError:
-                doc = {"jobs": {}}
-            doc["jobs"][job_key] = {"paused": paused, "at": datetime.now(UTC).isoformat()}
-            tmp = f"{self.path}.tmp"
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            doc = self._load()
+            self._put(doc, job_key, paused)
+            self._write(doc)
+
+    def pause(self, job_key: str) -> ControlReceipt:
+        """Pause the line unless it already is; the receipt says which."""
+        with self._lock:
+            doc = self._load()
+            desired = doc["jobs"].get(job_key)
+            if desired is not None:
+                was_paused = bool(desired["paused"])
+            else:
+                was_paused = bool(doc["reported"].get(job_key, False))
+            if not was_paused:
+                self._put(doc, job_key, True)
+                self._write(doc)
+            return {"was_paused": was_paused}
+
+    def observe(self, reported: dict[str, bool]) -> None:
+        """Record the paused state a host's sync reported for its lines."""
+        with self._lock:
+            doc = self._load()
+            if all(doc["reported"].get(k) == v for k, v in reported.items()):
+                return  # nothing new: no write per sync
+            doc["reported"].update(reported)
+            self._write(doc)
 
     def instructions(self, host: str | None) -> dict[str, list[str]]:
         """Keys to pause and to restore; keys naming another host are left out."""
@@ -142,8 +192,19 @@ class CronAdapter:
         while self._closers:
             self._closers.pop()()
 
-    def pause(self, job_key: str) -> None:
-        self.control.set(job_key, True)
+    def pause(self, job_key: str) -> ControlReceipt:
+        return self.control.pause(job_key)
 
-    def resume(self, job_key: str) -> None:
+    def resume(self, job_key: str, receipt: ControlReceipt | None = None) -> None:
+        if receipt is not None:
+            was = receipt.get("was_paused") if isinstance(receipt, dict) else None
+            if not isinstance(was, bool):
+                raise SourceError(
+                    self.name,
+                    f"resume receipt for {job_key}: 'was_paused' must be true or false; "
+                    "nothing was changed",
+                    retryable=False,
+                )
+            if was:
+                return  # paused before Switchyard's pause: not ours to restore
         self.control.set(job_key, False)

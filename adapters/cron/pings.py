@@ -310,6 +310,8 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
         await submit([], specs)
+        # What the host reports paused lets a later pause tell its own from the owner's.
+        await run_in_threadpool(adapter.control.observe, {s.key: s.paused for s in specs})
         return JSONResponse({"jobs": len(specs)})
 
     @router.get("/api/v1/cron/instructions", dependencies=[Depends(authorised)], tags=["cron"])
