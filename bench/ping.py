@@ -140,6 +140,23 @@ async def drive(port: int, paths: list[str], clients: int, seconds: float) -> di
     }
 
 
+def _server_cpu_s(pid: int) -> float:
+    """User+system CPU seconds of `pid` and its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def _loop_name() -> str:
     """The event loop uvicorn's "auto" picks, which the server and this client use."""
     try:
@@ -192,8 +209,11 @@ def main() -> None:
             # Warm up: auto-provision every check's job once, and the no-op route.
             asyncio.run(drive(port, pings, min(args.clients, 16), 1.0))
             asyncio.run(drive(port, ["/bench/noop"], args.clients, 1.0))
+            cpu0 = _server_cpu_s(server.pid)
             ping = asyncio.run(drive(port, pings, args.clients, args.seconds))
+            cpu1 = _server_cpu_s(server.pid)
             floor = asyncio.run(drive(port, ["/bench/noop"], args.clients, args.seconds))
+            cpu2 = _server_cpu_s(server.pid)
         finally:
             server.terminate()
             server.wait(30)
@@ -205,6 +225,9 @@ def main() -> None:
         "p95_ms": round(ping["p95_ms"], 2),
         "p50_ms": round(ping["p50_ms"], 2),
         "floor_p95_ms": round(floor["p95_ms"], 2),
+        # Server CPU per request (all its processes): steadier than rates on a busy machine.
+        "cpu_us_per_ping": round((cpu1 - cpu0) / ping["requests"] * 1e6, 1),
+        "cpu_us_per_floor": round((cpu2 - cpu1) / floor["requests"] * 1e6, 1),
         "clients": args.clients,
         "seconds": args.seconds,
         "pings": int(ping["requests"]),
@@ -228,6 +251,10 @@ def main() -> None:
         f"{result['cpus']} cpus, load {result['load_1m']}"
     )
     print(f"floor:  {result['floor_per_s']:>9.1f}/s  p95 {result['floor_p95_ms']:.2f} ms")
+    print(
+        f"server cpu: {result['cpu_us_per_ping']:.0f} us/ping, "
+        f"{result['cpu_us_per_floor']:.0f} us/floor request"
+    )
     print(f"ratio:  {result['ratio_to_floor']:.3f} of the floor")
 
 
