@@ -15,10 +15,22 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    column,
+    func,
+    or_,
+    true,
+    union_all,
+)
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -458,40 +470,100 @@ class RunMark:
     at: datetime | None
 
 
+_RECENT_CHUNK = 100  # jobs per statement: well inside SQLite's 500 compound terms
+
+
 def recent_runs_by_job(
     session: Session, jobs: Sequence[Job], *, per_job: int = 10
 ) -> dict[str, list[RunMark]]:
     """The newest root runs of each job (by job id), newest first.
 
-    One compiled statement run once per job, each a LIMITed probe of the
-    `(source, job, sort key)` index, so a page of jobs costs a page of index
-    probes whatever the store's size (and compiles SQL once, not per job).
+    One statement for a page of jobs (up to `_RECENT_CHUNK` jobs each), in
+    which every job is a LIMITed probe of the `(source, job, sort key)`
+    index: on PostgreSQL a `LATERAL` subquery joined to the jobs unnested
+    from two array parameters; on SQLite (no LATERAL) a `UNION ALL` of one
+    LIMITed subquery per job — a window function there would read every run
+    of each job before keeping `per_job`. Either way a page costs one round
+    trip and a page of index probes, whatever the store's size and however
+    long each job's history. The statements are built once per shape and
+    reused with bound values (building a 50-term union costs more than
+    running it).
     """
     out: dict[str, list[RunMark]] = {job.id: [] for job in jobs}
-    if not jobs:
+    if not jobs or per_job < 1:
         return out
-    sort = run_sort_key()
-    probe = (
-        core_select(col(Run.id), col(Run.trace_id), col(Run.state), sort.label("at"))
-        .where(
-            col(Run.source) == bindparam("source"),
-            col(Run.job) == bindparam("job"),
-            col(Run.kind) == "run",
-        )
-        .order_by(sort.desc())
-        .limit(per_job)
-    )
+    by_key = {(job.source, job.key): job.id for job in jobs}
+    keys = list(by_key)
     conn = session.connection()
-    for job in jobs:
-        for run_id, trace_id, state, at in conn.execute(
-            probe, {"source": job.source, "job": job.key}
-        ):
+    postgres = conn.dialect.name == "postgresql"
+    for i in range(0, len(keys), _RECENT_CHUNK):
+        chunk = keys[i : i + _RECENT_CHUNK]
+        if postgres:
+            stmt = _recent_lateral(per_job)
+            params: dict[str, Any] = {
+                "sources": [source for source, _ in chunk],
+                "jobs": [job_key for _, job_key in chunk],
+            }
+        else:
+            stmt = _recent_union(len(chunk), per_job)
+            params = {f"source_{n}": source for n, (source, _) in enumerate(chunk)}
+            params.update({f"job_{n}": job_key for n, (_, job_key) in enumerate(chunk)})
+        for source, job_key, run_id, trace_id, state, at in conn.execute(stmt, params):
             if isinstance(at, str):  # SQLite hands back the expression's raw text
                 at = datetime.fromisoformat(at)
             if at is not None and at.tzinfo is None:
                 at = at.replace(tzinfo=UTC)
-            out[job.id].append(RunMark(run_id, trace_id, state, at))
+            out[by_key[(source, job_key)]].append(RunMark(run_id, trace_id, state, at))
+    for marks in out.values():
+        # Each job's rows come out of its probe in order, but SQL does not
+        # promise that a subquery's order survives the join or the union.
+        marks.sort(key=lambda m: m.at or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
+
+
+def _recent_probe(per_job: int) -> Any:
+    sort = run_sort_key()
+    return core_select(
+        col(Run.source), col(Run.job), col(Run.id), col(Run.trace_id), col(Run.state),
+        sort.label("at"),
+    ).where(col(Run.kind) == "run").order_by(sort.desc()).limit(per_job)  # fmt: skip
+
+
+@lru_cache(maxsize=16)
+def _recent_lateral(per_job: int) -> Any:
+    """PostgreSQL: `unnest(:sources, :jobs) AS wanted(source, job)` x LATERAL probe."""
+    wanted = (
+        func.unnest(
+            bindparam("sources", type_=ARRAY(String)), bindparam("jobs", type_=ARRAY(String))
+        )
+        .table_valued(column("source", String), column("job", String))
+        .render_derived(name="wanted")
+    )
+    probe = (
+        _recent_probe(per_job)
+        .where(col(Run.source) == wanted.c.source, col(Run.job) == wanted.c.job)
+        .lateral("recent")
+    )
+    return core_select(
+        probe.c.source, probe.c.job, probe.c.id, probe.c.trace_id, probe.c.state, probe.c.at
+    ).select_from(wanted.join(probe, true()))
+
+
+@lru_cache(maxsize=64)
+def _recent_union(jobs: int, per_job: int) -> Any:
+    """SQLite: one LIMITed probe per job (`:source_<n>`, `:job_<n>`), UNION ALL."""
+    terms = [
+        core_select(
+            _recent_probe(per_job)
+            .where(
+                col(Run.source) == bindparam(f"source_{n}", type_=String),
+                col(Run.job) == bindparam(f"job_{n}", type_=String),
+            )
+            .subquery()
+        )
+        for n in range(jobs)
+    ]
+    return terms[0] if jobs == 1 else union_all(*terms)
 
 
 __all__ = [
