@@ -18,7 +18,10 @@ from, so two operators racing on one job cannot both move it.
 
 `Migration.sides` records what Switchyard changed on each side (legacy
 paused, wrap/native flow deployed, which triggers enabled); rollback undoes
-exactly that, legacy first so the job never runs nowhere.
+exactly that, legacy first so the job never runs nowhere. The legacy pause
+keeps the adapter's receipt (`legacy_receipt`: which rules or schedules it
+disabled, whether the DAG or CronJob was already paused) and rollback hands
+it back to `resume`, so a schedule its owner had paused before stays paused.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from sqlmodel import Session, select
 
 from adapters.kestra.normalize import job_key as kestra_job_key
 from gateway.config import Config, ConfigError, SourceEntry
-from gateway.contract import JobSpec, create_adapter, job_id_for
+from gateway.contract import ControlReceipt, JobSpec, create_adapter, job_id_for
 from gateway.store.models import Job, Migration, MigrationAudit
 from migration_tools.kestra_api import KestraApi
 from migration_tools.parity import DEFAULT_TOLERANCE_S, ParityReport, parity_report
@@ -214,6 +217,35 @@ class _Plan:
 After = Callable[[Migration], None] | None
 
 
+def _resume_legacy(legacy: Any, job_key: str, receipt: ControlReceipt | None) -> None:
+    # No receipt (a pause recorded before receipts, or an adapter without them):
+    # the one-argument call, which every adapter takes and which resumes everything.
+    if receipt is None:
+        legacy.resume(job_key)
+    else:
+        legacy.resume(job_key, receipt)
+
+
+@dataclass
+class _LegacyPause:
+    """The pause-legacy step: keeps the adapter's receipt; its undo resumes exactly that."""
+
+    legacy: Any
+    job_key: str
+    receipt: ControlReceipt | None = None
+
+    def do(self) -> None:
+        self.receipt = self.legacy.pause(self.job_key)
+
+    def undo(self) -> None:
+        _resume_legacy(self.legacy, self.job_key, self.receipt)
+
+    def record(self, done: Migration, detail: dict[str, Any]) -> None:
+        if self.receipt is not None:
+            done.sides = dict(done.sides, legacy_receipt=self.receipt)
+            detail.update(legacy_receipt=self.receipt)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -222,8 +254,9 @@ def _now() -> datetime:
 class Migrations:
     """Lifecycle actions for the jobs in one store, against one Kestra and the legacy adapters.
 
-    `legacy` maps a source name to its adapter (anything with `pause(job_key)`
-    and `resume(job_key)`); `kestra` is the Kestra API client.
+    `legacy` maps a source name to its adapter (a `contract.ControlAdapter`:
+    `pause(job_key)` returning a receipt or None, and `resume(job_key)` /
+    `resume(job_key, receipt)`); `kestra` is the Kestra API client.
     """
 
     engine: Engine
@@ -332,12 +365,9 @@ class Migrations:
                 lambda: kestra.put_flow(ns, wf.flow_id, wf.yaml_text),
                 lambda: kestra.delete_flow(ns, wf.flow_id),
             )
-            if not m.sides.get("legacy_paused"):
-                plan.add(
-                    "pause legacy schedule",
-                    lambda: legacy.pause(job_key),
-                    lambda: legacy.resume(job_key),
-                )
+            pause = None if m.sides.get("legacy_paused") else _LegacyPause(legacy, job_key)
+            if pause is not None:
+                plan.add("pause legacy schedule", pause.do, pause.undo)
             for tid in wf.trigger_ids:
                 plan.add(
                     f"enable wrap trigger {tid}",
@@ -352,7 +382,7 @@ class Migrations:
                 wrap_triggers=list(wf.trigger_ids),
             )
             detail.update(wrap_flow=f"{ns}.{wf.flow_id}", triggers=list(wf.trigger_ids))
-            return None
+            return None if pause is None else partial(pause.record, detail=detail)
 
         return self._act("wrap", source, job_key, actor, effects)
 
@@ -430,12 +460,9 @@ class Migrations:
             kestra = self._kestra(source, job_key)
             legacy = self._legacy(source, job_key)
             ns, fid = str(m.namespace), str(m.flow_id)
-            if not m.sides.get("legacy_paused"):
-                plan.add(
-                    "pause legacy schedule",
-                    lambda: legacy.pause(job_key),
-                    lambda: legacy.resume(job_key),
-                )
+            pause = None if m.sides.get("legacy_paused") else _LegacyPause(legacy, job_key)
+            if pause is not None:
+                plan.add("pause legacy schedule", pause.do, pause.undo)
             for tid in m.sides.get("wrap_triggers") or []:
                 plan.add(
                     f"disable wrap trigger {tid}",
@@ -449,7 +476,7 @@ class Migrations:
                     None,
                 )
             m.sides = dict(m.sides, legacy_paused=True, wrap_triggers=[])
-            return None
+            return None if pause is None else partial(pause.record, detail=detail)
 
         return self._act("cutover", source, job_key, actor, effects)
 
@@ -468,11 +495,13 @@ class Migrations:
             ns = str(m.namespace or self.namespace)
             if sides.get("legacy_paused"):
                 legacy = self._legacy(source, job_key)
+                receipt = sides.get("legacy_receipt")
                 plan.add(
                     "resume legacy schedule",
-                    lambda: legacy.resume(job_key),
+                    partial(_resume_legacy, legacy, job_key, receipt),
                     lambda: legacy.pause(job_key),
                 )
+                detail.update(legacy_receipt=receipt)
             touches_kestra = sides.get("native_deployed") or sides.get("wrap_deployed")
             kestra = self._kestra(source, job_key) if touches_kestra else None
             if kestra is not None and m.flow_id:
