@@ -35,8 +35,8 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from adapters.aws_lambda import LambdaAdapter
+from emulators.lambda_estate import json_invocation, text_invocation
 from gateway.contract import SourceConfig
-from tests.adapters.aws_lambda.lambda_logs import json_invocation, text_invocation
 
 REGION = "us-east-1"
 OUTCOMES = ("success", "success", "success", "handled", "timeout", "success", "crash", "oom")

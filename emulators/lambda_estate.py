@@ -12,6 +12,12 @@ function's own lines, `END RequestId: …`, and
 Used: …` — with `Task timed out after N.00 seconds` and `Status: timeout` for a
 timeout, which is how an invocation fails without the function raising.
 
+The line builders here are the single source of Lambda's log format for the
+demo and the tests: `invocation_lines` (the demo's: chosen message, duration,
+timeout), `text_invocation` and `json_invocation` (one invocation per outcome:
+success, handled error, timeout, crash, out of memory; JSON records follow
+`monitoring-cloudwatchlogs-logformat`), all built on `report_line` and `iso`.
+
 Credentials are the fixed moto ones (`testing`); nothing leaves loopback.
 """
 
@@ -33,7 +39,8 @@ ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 
 
-def _iso_ms(ms: int) -> str:
+def iso(ms: int) -> str:
+    """A log timestamp as the runtimes print it (UTC, milliseconds, `Z`)."""
     instant = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -41,11 +48,12 @@ def _iso_ms(ms: int) -> str:
 def report_line(
     request_id: str,
     *,
-    duration_ms: float,
-    memory_mb: int,
-    used_mb: int,
+    duration_ms: float = 12.5,
+    memory_mb: int = 128,
+    used_mb: int = 40,
     init_ms: float | None = None,
     status: str | None = None,
+    error_type: str | None = None,
 ) -> str:
     billed = int(duration_ms) + 1
     line = (
@@ -57,6 +65,8 @@ def report_line(
         line += f"Init Duration: {init_ms:.2f} ms\t"
     if status:
         line += f"Status: {status}\t"
+    if error_type:
+        line += f"Error Type: {error_type}\t"
     return line + "\n"
 
 
@@ -76,14 +86,14 @@ def invocation_lines(
     `Task timed out` line, END at the deadline, and `Status: timeout` on REPORT.
     """
     lines = [(start_ms, f"START RequestId: {request_id} Version: $LATEST\n")]
-    lines.append((start_ms + 2, f"[INFO]\t{_iso_ms(start_ms + 2)}\t{request_id}\t{message}\n"))
+    lines.append((start_ms + 2, f"[INFO]\t{iso(start_ms + 2)}\t{request_id}\t{message}\n"))
     init = 180.5 if cold else None
     if timeout_s is not None:
         end = start_ms + timeout_s * 1000
         lines.append(
             (
                 end,
-                f"{_iso_ms(end)} {request_id} Task timed out after {timeout_s:.2f} seconds\n",
+                f"{iso(end)} {request_id} Task timed out after {timeout_s:.2f} seconds\n",
             )
         )
         lines.append((end + 1, f"END RequestId: {request_id}\n"))
@@ -116,6 +126,137 @@ def invocation_lines(
         )
     )
     return lines
+
+
+def text_invocation(
+    rid: str,
+    t0: int,
+    *,
+    outcome: str = "success",
+    cold: bool = False,
+    traceparent: str | None = None,
+) -> list[tuple[int, str]]:
+    """(timestamp ms, message) lines of one text-format invocation."""
+    lines = [(t0, f"START RequestId: {rid} Version: $LATEST\n")]
+    if traceparent:
+        lines.append((t0 + 1, f"SWITCHYARD traceparent={traceparent}\n"))
+    lines.append((t0 + 2, f"[INFO]\t{iso(t0 + 2)}\t{rid}\tprocessing order batch\n"))
+    report: dict[str, Any] = {"init_ms": 185.22 if cold else None}
+    if outcome == "timeout":
+        lines.append((t0 + 3000, f"{iso(t0 + 3000)} {rid} Task timed out after 3.00 seconds\n"))
+        report.update(duration_ms=3000.0, status="timeout")
+    elif outcome == "handled":
+        lines.append(
+            (
+                t0 + 5,
+                "[ERROR] ValueError: order 42 has no lines\rTraceback (most recent call last):\r"
+                '  File "/var/task/app.py", line 7, in handler\r'
+                '    raise ValueError("order 42 has no lines")\n',
+            )
+        )
+    elif outcome == "crash":
+        lines.append(
+            (t0 + 5, f"RequestId: {rid} Error: Runtime exited with error: exit status 1\n")
+        )
+        lines.append((t0 + 6, "Runtime.ExitError\n"))
+        report.update(status="error", error_type="Runtime.ExitError")
+    elif outcome == "oom":
+        lines.append(
+            (t0 + 5, f"RequestId: {rid} Error: Runtime exited with error: signal: killed\n")
+        )
+        lines.append((t0 + 6, "Runtime.ExitError\n"))
+        report.update(used_mb=128, status="error", error_type="Runtime.OutOfMemory")
+    end = t0 + 3001 if outcome == "timeout" else t0 + 20
+    lines.append((end, f"END RequestId: {rid}\n"))
+    lines.append((end + 1, report_line(rid, **report)))
+    return lines
+
+
+def json_invocation(
+    rid: str,
+    t0: int,
+    *,
+    outcome: str = "success",
+    cold: bool = False,
+    traceparent: str | None = None,
+) -> list[tuple[int, str]]:
+    """(timestamp ms, message) records of one JSON-format invocation."""
+    out = [
+        (
+            t0,
+            {
+                "time": iso(t0),
+                "type": "platform.start",
+                "record": {"requestId": rid, "version": "$LATEST"},
+            },
+        )
+    ]
+    event: dict[str, object] = {"orderId": 42}
+    if traceparent:
+        event["headers"] = {"traceparent": traceparent}
+    out.append(
+        (
+            t0 + 1,
+            {
+                "timestamp": iso(t0 + 1),
+                "level": "INFO",
+                "message": {"event": event},
+                "logger": "root",
+                "requestId": rid,
+            },
+        )
+    )
+    metrics: dict[str, object] = {
+        "durationMs": 12.5,
+        "billedDurationMs": 13,
+        "memorySizeMB": 128,
+        "maxMemoryUsedMB": 40,
+    }
+    if cold:
+        metrics["initDurationMs"] = 185.22
+    record: dict[str, object] = {"requestId": rid, "metrics": metrics, "status": "success"}
+    if outcome == "handled":
+        out.append(
+            (
+                t0 + 5,
+                {
+                    "timestamp": iso(t0 + 5),
+                    "level": "ERROR",
+                    "message": "order 42 has no lines",
+                    "logger": "root",
+                    "requestId": rid,
+                    "errorType": "ValueError",
+                    "errorMessage": "order 42 has no lines",
+                    "stackTrace": ['  File "/var/task/app.py", line 7, in handler\n'],
+                },
+            )
+        )
+        record["status"] = "failure"
+    elif outcome == "timeout":
+        metrics["durationMs"] = 3000.0
+        record["status"] = "timeout"
+    elif outcome == "crash":
+        record.update(status="error", errorType="Runtime.ExitError")
+    elif outcome == "oom":
+        metrics["maxMemoryUsedMB"] = 128
+        record.update(status="error", errorType="Runtime.OutOfMemory")
+    end = t0 + (3001 if outcome == "timeout" else 20)
+    out.append(
+        (
+            end,
+            {
+                "time": iso(end),
+                "type": "platform.runtimeDone",
+                "record": {
+                    "requestId": rid,
+                    "status": record["status"],
+                    **({"errorType": record["errorType"]} if "errorType" in record else {}),
+                },
+            },
+        )
+    )
+    out.append((end + 1, {"time": iso(end + 1), "type": "platform.report", "record": record}))
+    return [(ts, json.dumps(body)) for ts, body in out]
 
 
 class LambdaEstate:
@@ -251,4 +392,11 @@ class LambdaEstate:
         logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
 
-__all__ = ["LambdaEstate", "invocation_lines", "report_line"]
+__all__ = [
+    "LambdaEstate",
+    "invocation_lines",
+    "iso",
+    "json_invocation",
+    "report_line",
+    "text_invocation",
+]

@@ -23,13 +23,13 @@ from sqlalchemy.engine import Engine
 from adapters.aws_lambda import LambdaAdapter
 from adapters.kestra import KestraAdapter
 from emulators.kestra import KestraEmulator, Scenario
+from emulators.lambda_estate import text_invocation
 from gateway.contract import SourceConfig
 from gateway.ingest import apply_batch
 from migration_tools.kestra_api import KestraApi
 from migration_tools.lifecycle import Migrations, ParityPolicy, SideEffectFailed
 from tests.adapters.aws_lambda import conftest as moto_fixtures
 from tests.adapters.aws_lambda.conftest import Estate, source_config
-from tests.adapters.aws_lambda.lambda_logs import text_invocation
 from tests.migration_tools.conftest import ManualClock
 
 # moto on loopback and a reset estate per test, as the Lambda adapter's own tests use them.

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from adapters.aws_lambda import LambdaAdapter, create
+from emulators.lambda_estate import json_invocation, text_invocation
 from gateway.contract import SourceConfig, SourceError, State, create_adapter
 from tests.adapters.aws_lambda.conftest import Estate, source_config
-from tests.adapters.aws_lambda.lambda_logs import json_invocation, text_invocation
 
 STREAM = "2026/11/26/[$LATEST]0a1b2c3d4e5f"
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.aws_lambda import LambdaAdapter
+from emulators.lambda_estate import json_invocation, text_invocation
 from gateway.api.app import create_app
 from gateway.auth import create_token
 from gateway.config import Config, parse_config
@@ -20,7 +21,6 @@ from gateway.store.models import Run
 from gateway.webhook_signing import HEADER, sign
 from tests.adapters.aws_lambda.conftest import REGION, Estate
 from tests.adapters.aws_lambda.fault_proxy import FaultProxy
-from tests.adapters.aws_lambda.lambda_logs import json_invocation, text_invocation
 from tests.adapters.aws_lambda.test_webhook import envelope, record
 
 SECRET = "lambda-webhook-secret"

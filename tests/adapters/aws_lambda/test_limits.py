@@ -8,10 +8,10 @@ import pytest
 
 from adapters.aws_lambda import LambdaAdapter
 from adapters.aws_lambda.clients import RateLimiter
+from emulators.lambda_estate import text_invocation
 from gateway.contract import SourceError
 from tests.adapters.aws_lambda.conftest import Estate, source_config
 from tests.adapters.aws_lambda.fault_proxy import FaultProxy
-from tests.adapters.aws_lambda.lambda_logs import text_invocation
 
 RID = "00000000-0000-4000-8000-000000000001"
 

@@ -17,9 +17,9 @@ from adapters.aws_lambda.normalize import (
     invocation_event,
     parse_log_message,
 )
+from emulators.lambda_estate import json_invocation, text_invocation
 from gateway.contract import RunEvent, State
 from gateway.states import default_state_map
-from tests.adapters.aws_lambda.lambda_logs import json_invocation, text_invocation
 
 T0 = 1_795_000_000_000
 OBSERVED = datetime(2026, 11, 26, tzinfo=UTC)
