@@ -307,6 +307,26 @@ class SourceError(Exception):
         self.retryable = retryable
 
 
+class PushRejected(Exception):
+    """A push route refuses what it was sent; the gateway answers problem+json.
+
+    `errors` are `(location, message)` pairs, the location a path into the
+    body such as `("body", 1, "job", "name")`. Push routes raise this rather
+    than shaping their own error bodies, so every 4xx looks the same.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: Sequence[tuple[Sequence[str | int], str]] = (),
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = [(tuple(loc), msg) for loc, msg in errors]
+
+
 class EventSink(Protocol):
     """Where push routes hand what they receive. `submit` returns once committed."""
 
@@ -483,6 +503,7 @@ __all__ = [
     "LinkStrength",
     "PollResult",
     "PushAdapter",
+    "PushRejected",
     "Ref",
     "RunEvent",
     "RunKind",

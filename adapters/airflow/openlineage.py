@@ -33,6 +33,7 @@ from adapters.airflow import normalize, refs
 from gateway.contract import (
     ErrorInfo,
     EventSink,
+    PushRejected,
     Ref,
     RunEvent,
     RunKind,
@@ -293,22 +294,22 @@ def _airflow_task_event(
 # --- HTTP ---------------------------------------------------------------------
 
 
-def _problem(exc: InvalidEvent, prefix: Sequence[str | int] = ("body",)) -> dict[str, Any]:
-    return {"detail": [{"loc": [*prefix, *exc.loc], "msg": exc.message, "type": "value_error"}]}
+def _rejected(exc: InvalidEvent) -> PushRejected:
+    where = ".".join(str(p) for p in exc.loc) or "body"
+    return PushRejected(422, f"{where}: {exc.message}", [(["body", *exc.loc], exc.message)])
 
 
 def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
     """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
     router = APIRouter(tags=["openlineage"])
 
-    def _unauthorized(request: Request) -> JSONResponse | None:
+    def _authorize(request: Request) -> None:
         if api_key is None:
-            return None
+            return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), api_key):
-            return JSONResponse({"detail": "a valid Bearer API key is required"}, status_code=401)
-        return None
+            raise PushRejected(401, "a valid Bearer API key is required")
 
     async def _body(request: Request) -> Any:
         raw = await request.body()
@@ -321,16 +322,15 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
 
     @router.post("/api/v1/lineage")
     async def post_lineage(request: Request) -> JSONResponse:
-        if (denied := _unauthorized(request)) is not None:
-            return denied
+        _authorize(request)
         observed_at = datetime.now().astimezone()
         try:
             event = validate_event(await _body(request))
             converted = to_run_event(source, event, observed_at=observed_at) if event else None
         except InvalidEvent as exc:
-            return JSONResponse(_problem(exc), status_code=422)
+            raise _rejected(exc) from None
         except ValueError as exc:  # a RunEvent limit (size, key length) the contract enforces
-            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc)}]}, status_code=422)
+            raise PushRejected(422, str(exc), [(["body"], str(exc))]) from None
         if converted is not None:
             await run_in_threadpool(sink.submit, source, [converted])
         return JSONResponse(
@@ -339,22 +339,16 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
 
     @router.post("/api/v1/lineage/batch")
     async def post_lineage_batch(request: Request) -> JSONResponse:
-        if (denied := _unauthorized(request)) is not None:
-            return denied
+        _authorize(request)
         observed_at = datetime.now().astimezone()
         try:
             body = await _body(request)
         except InvalidEvent as exc:
-            return JSONResponse(_problem(exc), status_code=422)
+            raise _rejected(exc) from None
         if not isinstance(body, list):
-            return JSONResponse(
-                _problem(InvalidEvent([], "must be an array of events")), status_code=422
-            )
+            raise _rejected(InvalidEvent([], "must be an array of events"))
         if len(body) > MAX_BATCH:
-            return JSONResponse(
-                _problem(InvalidEvent([], f"holds {len(body)} events; the limit is {MAX_BATCH}")),
-                status_code=422,
-            )
+            raise _rejected(InvalidEvent([], f"holds {len(body)} events; the limit is {MAX_BATCH}"))
         converted: list[RunEvent] = []
         errors: list[dict[str, Any]] = []
         for index, item in enumerate(body):
@@ -371,7 +365,11 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
             if run_event is not None:
                 converted.append(run_event)
         if errors and len(errors) == len(body):
-            return JSONResponse({"detail": errors}, status_code=422)
+            raise PushRejected(
+                422,
+                f"none of the {len(body)} events is valid",
+                [(e["loc"], e["msg"]) for e in errors],
+            )
         if converted:
             await run_in_threadpool(sink.submit, source, converted)
         return JSONResponse(

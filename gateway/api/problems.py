@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.contract import PushRejected
+
 log = logging.getLogger("gateway.api")
 
 PROBLEM_JSON = "application/problem+json"
@@ -143,6 +145,13 @@ async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_push_rejected(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PushRejected)
+    errors = [FieldError(field=field_path(loc), message=msg) for loc, msg in exc.errors]
+    slug = "validation" if exc.status == 422 else None
+    return problem_response(exc.status, exc.detail, slug=slug, errors=errors or None)
+
+
 async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
     # json.loads recurses once per nesting level: a small body of 100,000
     # brackets exhausts the stack in any route that parses JSON itself.
@@ -158,6 +167,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(PushRejected, _on_push_rejected)
     app.add_exception_handler(RecursionError, _on_too_deep)
     app.add_exception_handler(Exception, _on_unexpected)
 

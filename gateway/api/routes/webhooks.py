@@ -113,7 +113,10 @@ async def receive_webhook(
         raise ProblemError(422, f"body is not JSON: {exc}", slug="validation") from None
     try:
         events: list[RunEvent] = list(adapter.webhook_events(payload))
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+    # ValueError is the contract (pydantic's ValidationError is one too); a
+    # KeyError or TypeError is an adapter that trusted the payload's shape —
+    # still the payload's fault as far as the sender can tell, so a 422.
+    except (ValueError, LookupError, TypeError) as exc:
         metrics.webhooks_rejected.labels(name, "payload").inc()
         raise ProblemError(
             422, f"source {name!r} cannot read this payload: {exc}", slug="validation"

@@ -230,7 +230,8 @@ def test_invalid_event_is_422_naming_the_field_and_nothing_is_stored(
     }
     r = httpx.post(f"{url}/api/v1/lineage", json=body)
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "run", "runId"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["field"] == "run.runId"
     assert _runs(engine) == []
 
 
