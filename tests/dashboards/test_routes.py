@@ -134,6 +134,9 @@ def test_runs_filter_by_source_state_and_text(viewer: Dash) -> None:
     assert names == ["heartbeat"] * expected
     html = viewer.client.get("/runs", params={"q": "container base"}).text
     assert set(_row_keys(html)) == {"orders-etl-transform-7d9f"}
+    # Text search ignores case on both databases (ILIKE on PG, LIKE on SQLite).
+    html = viewer.client.get("/runs", params={"q": "CONTAINER Base: oomKILLED"}).text
+    assert set(_row_keys(html)) == {"orders-etl-transform-7d9f"}
 
 
 def test_runs_keyset_pages_cover_every_run_once(viewer: Dash) -> None:
