@@ -15,6 +15,10 @@ request, so it is server time with no network in it.
 
 PostgreSQL: a fresh database is created on `--pg-url` (default
 postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
+
+`--keep DIR` seeds into `DIR/bench-<n>.db` and the PostgreSQL database
+`switchyard_bench_keep_<n>` and keeps both; a later run with the same `--keep`
+and `--n` measures them again without seeding (for comparing query changes).
 """
 
 from __future__ import annotations
@@ -243,42 +247,60 @@ def measure(engine: Engine, requests: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_sqlite(n: int, requests: int) -> dict[str, dict[str, float]]:
+def _seeded(engine: Engine) -> bool:
+    """Whether a kept database already holds a finished seed (its jobs come last)."""
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql("SELECT count(*) FROM job").scalar_one())
+
+
+def _seed_once(engine: Engine, n: int, label: str) -> None:
+    upgrade(engine)
+    if _seeded(engine):
+        print(f"{label}: reusing the kept database", file=sys.stderr)
+        return
+    t0 = time.perf_counter()
+    seed(engine, n, datetime.now(UTC))
+    print(f"{label}: seeded {n:,} runs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def run_sqlite(n: int, requests: int, keep: Path | None = None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/bench.db")
-        upgrade(engine)
-        t0 = time.perf_counter()
-        seed(engine, n, datetime.now(UTC))
-        print(f"sqlite: seeded {n:,} runs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        path = keep / f"bench-{n}.db" if keep else Path(tmp) / "bench.db"
+        engine = make_engine(f"sqlite:///{path}")
+        _seed_once(engine, n, "sqlite")
         try:
             return measure(engine, requests)
         finally:
             engine.dispose()
 
 
-def run_postgres(n: int, requests: int, admin_url: str) -> dict[str, dict[str, float]]:
+def run_postgres(
+    n: int, requests: int, admin_url: str, keep: bool = False
+) -> dict[str, dict[str, float]]:
     admin = sa.create_engine(database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"switchyard_bench_{uuid.uuid4().hex[:8]}"
+    name = f"switchyard_bench_keep_{n}" if keep else f"switchyard_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
         url = make_url(database_url(admin_url)).set(database=name)
         engine = make_engine(url.render_as_string(hide_password=False))
-        upgrade(engine)
-        t0 = time.perf_counter()
-        seed(engine, n, datetime.now(UTC))
-        print(f"postgres: seeded {n:,} runs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        _seed_once(engine, n, "postgres")
         try:
             return measure(engine, requests)
         finally:
             engine.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-            )
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        if not keep:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
 
 
@@ -289,14 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", action="store_true", help="print {db: {page: p95_ms}}")
+    parser.add_argument(
+        "--keep", type=Path, help="seed into (or reuse) DIR/bench-<n>.db and a kept PG database"
+    )
     args = parser.parse_args(argv)
     if args.n < 100 or args.requests < 1:
         parser.error("--n must be at least 100 and --requests at least 1")
     results: dict[str, dict[str, dict[str, float]]] = {}
     if args.only in (None, "sqlite"):
-        results["sqlite"] = run_sqlite(args.n, args.requests)
+        results["sqlite"] = run_sqlite(args.n, args.requests, args.keep)
     if args.only in (None, "postgres"):
-        results["postgres"] = run_postgres(args.n, args.requests, args.pg_url)
+        results["postgres"] = run_postgres(
+            args.n, args.requests, args.pg_url, keep=args.keep is not None
+        )
     if args.json:
         print(
             json.dumps(
