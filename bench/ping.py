@@ -54,7 +54,11 @@ def bench_app() -> Any:
     async def noop() -> PlainTextResponse:
         return PlainTextResponse("OK")
 
+    async def groups() -> PlainTextResponse:
+        return PlainTextResponse(str(app.state.sink.groups_committed))
+
     app.add_api_route("/bench/noop", noop, methods=["GET"])
+    app.add_api_route("/bench/groups", groups, methods=["GET"])
     return app
 
 
@@ -140,6 +144,18 @@ async def drive(port: int, paths: list[str], clients: int, seconds: float) -> di
     }
 
 
+def _groups_committed(port: int, workers: int) -> int:
+    """The sink's commit count (only meaningful with one worker: -1 otherwise)."""
+    if workers != 1:
+        return -1
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /bench/groups HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    return int(reply.split(b"\r\n\r\n", 1)[1])
+
+
 def _server_cpu_s(pid: int) -> float:
     """User+system CPU seconds of `pid` and its descendants (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -210,8 +226,10 @@ def main() -> None:
             asyncio.run(drive(port, pings, min(args.clients, 16), 1.0))
             asyncio.run(drive(port, ["/bench/noop"], args.clients, 1.0))
             cpu0 = _server_cpu_s(server.pid)
+            groups0 = _groups_committed(port, args.workers)
             ping = asyncio.run(drive(port, pings, args.clients, args.seconds))
             cpu1 = _server_cpu_s(server.pid)
+            groups = _groups_committed(port, args.workers) - groups0
             floor = asyncio.run(drive(port, ["/bench/noop"], args.clients, args.seconds))
             cpu2 = _server_cpu_s(server.pid)
         finally:
@@ -228,6 +246,8 @@ def main() -> None:
         # Server CPU per request (all its processes): steadier than rates on a busy machine.
         "cpu_us_per_ping": round((cpu1 - cpu0) / ping["requests"] * 1e6, 1),
         "cpu_us_per_floor": round((cpu2 - cpu1) / floor["requests"] * 1e6, 1),
+        # Pings per committed transaction (one worker's sink; None with several).
+        "pings_per_group": round(ping["requests"] / groups, 1) if groups > 0 else None,
         "clients": args.clients,
         "seconds": args.seconds,
         "pings": int(ping["requests"]),
@@ -253,7 +273,8 @@ def main() -> None:
     print(f"floor:  {result['floor_per_s']:>9.1f}/s  p95 {result['floor_p95_ms']:.2f} ms")
     print(
         f"server cpu: {result['cpu_us_per_ping']:.0f} us/ping, "
-        f"{result['cpu_us_per_floor']:.0f} us/floor request"
+        f"{result['cpu_us_per_floor']:.0f} us/floor request, "
+        f"{result['pings_per_group']} pings per commit"
     )
     print(f"ratio:  {result['ratio_to_floor']:.3f} of the floor")
 
