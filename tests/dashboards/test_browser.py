@@ -111,6 +111,10 @@ def log_in(page: Page, served: Served, token: str, path: str = "/") -> None:
     page.goto(served.base + path)
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Log in").click()
+    # Wait for the page behind the login: a key pressed before it loads would
+    # land on the login form, not on the page under test.
+    page.wait_for_url(lambda url: "/login" not in url)
+    page.wait_for_load_state()
 
 
 def test_login_lands_on_the_overview_with_sources_and_failures(page: Page, served: Served) -> None:
