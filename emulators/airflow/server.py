@@ -27,11 +27,12 @@ import secrets
 import threading
 from datetime import datetime
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emulators.airflow.recording import Recording, parse_instant, row_updated_at
+from emulators.http_server import LoopbackServer
 
 
 class _HttpError(Exception):
@@ -71,28 +72,20 @@ class AirflowReplay:
         self.token = "replay-" + secrets.token_urlsafe(16)
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LoopbackServer | None = None
 
     # lifecycle -----------------------------------------------------------
     def start(self) -> AirflowReplay:
         handler = type("Handler", (_Handler,), {"replay": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="airflow-replay", daemon=True
+        self._http = LoopbackServer.start(
+            handler, name="airflow-replay", port=self.port, poll_interval=0.1
         )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
 
     def __enter__(self) -> AirflowReplay:
         return self.start()
@@ -102,9 +95,9 @@ class AirflowReplay:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._http is None:
             raise RuntimeError("the Airflow replay server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     # answers -------------------------------------------------------------
     def token_for(self, body: dict[str, Any]) -> str:

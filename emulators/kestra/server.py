@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from emulators.http_server import LoopbackServer
 from emulators.kestra.state import (
     TERMINAL,
     ApiError,
@@ -136,28 +136,19 @@ class KestraEmulator:
         self.token = token
         self.port = port
         self.exchanges: list[Exchange] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LoopbackServer | None = None
 
     # lifecycle -----------------------------------------------------------
     def start(self) -> KestraEmulator:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="kestra-emulator", daemon=True
+        self._http = LoopbackServer.start(
+            _make_handler(self), name="kestra-emulator", port=self.port, poll_interval=0.05
         )
-        self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
 
     def __enter__(self) -> KestraEmulator:
         return self.start()
@@ -167,11 +158,9 @@ class KestraEmulator:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._http is None:
             raise RuntimeError("the Kestra emulator is not started")
-        host, port = self._server.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{host_text}:{port}"
+        return self._http.url
 
     # scenario control ----------------------------------------------------
     def set_scenario(self, namespace: str, flow_id: str, scenario: Scenario) -> None:

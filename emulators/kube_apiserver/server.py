@@ -30,13 +30,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from emulators.http_server import LoopbackServer
 from emulators.kube_apiserver.selectors import SelectorError, field_selector, label_selector
 from emulators.kube_apiserver.store import (
     BREAK,
@@ -142,30 +143,21 @@ class KubeApiServer:
         self._available.set()
         self._snapshots: dict[str, tuple[list[Obj], int]] = {}
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: LoopbackServer | None = None
         self._stopping = False
 
     # --- lifecycle ----------------------------------------------------------
 
     def start(self) -> KubeApiServer:
         handler = type("Handler", (_Handler,), {"api": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="kube-apiserver", daemon=True
-        )
-        self._thread.start()
+        self._http = LoopbackServer.start(handler, name="kube-apiserver")
         return self
 
     def stop(self) -> None:
         self._stopping = True
         self.store.close_watches()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._http is not None:
+            self._http.stop()
 
     def __enter__(self) -> KubeApiServer:
         return self.start()
@@ -175,8 +167,8 @@ class KubeApiServer:
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_port}"
+        assert self._http is not None, "server not started"
+        return self._http.url
 
     def write_kubeconfig(
         self, path: Path, *, context: str = "emulator", namespace: str = "default"
