@@ -32,10 +32,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from adapters.aws_lambda import LambdaAdapter
-from emulators.lambda_estate import json_invocation, text_invocation
+from emulators.lambda_estate import LambdaEstate, json_invocation, text_invocation
 from gateway.contract import SourceConfig
 
 REGION = "us-east-1"
@@ -139,11 +138,9 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("BENCH_AWS_KEY", "bench")
     os.environ.setdefault("BENCH_AWS_SECRET", "bench")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    moto = LambdaEstate().start()
     try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
+        url = moto.url
         log(f"building {args.functions} functions, {args.events} log events in moto at {url}")
         written = build_estate(url, args.functions, args.events, log)
         adapter = LambdaAdapter(
@@ -219,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(figures))
         return 0
     finally:
-        server.stop()
+        moto.stop()
 
 
 if __name__ == "__main__":

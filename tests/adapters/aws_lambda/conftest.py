@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from adapters.aws_lambda import LambdaAdapter
+from emulators.lambda_estate import LambdaEstate
 from gateway.contract import SourceConfig
 
 REGION = "us-east-1"
@@ -23,11 +23,8 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with LambdaEstate() as moto:
+        yield moto.url
 
 
 @pytest.fixture
