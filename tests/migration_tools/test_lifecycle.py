@@ -32,6 +32,7 @@ from migration_tools.lifecycle import (
     TransitionRefused,
 )
 from tests.migration_tools.conftest import ManualClock
+from tests.migration_tools.lifecycle_support import lose_trigger
 
 SOURCE = "cron-a"
 KEY = "web1/alice/0f3a2b"
@@ -184,8 +185,7 @@ def test_cutover_whose_trigger_enable_fails_leaves_legacy_unpaused_and_audits_it
     flow_id = to_shadow(migrations)
     shadow_runs(sqlite_engine, kestra_job_key(NS, flow_id), 5, start=migrations.clock())
     # Kestra loses the trigger: enabling it answers 404 over the wire.
-    with kestra.state.lock:
-        del kestra.state.triggers[("main", NS, flow_id, "schedule")]
+    lose_trigger(kestra, flow_id)
 
     with pytest.raises(SideEffectFailed) as failed:
         migrations.cutover(SOURCE, KEY, actor="bob")

@@ -8,14 +8,11 @@ too. Kestra side: the emulator through `KestraApi`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from kubernetes import client, config
 from sqlalchemy.engine import Engine
 
@@ -25,11 +22,19 @@ from emulators.kestra import KestraEmulator
 from emulators.kube_apiserver.cluster import rfc3339
 from gateway.contract import RunEvent, SourceConfig, State
 from gateway.ingest import apply_batch
-from migration_tools.kestra_api import KestraApi
-from migration_tools.lifecycle import Migrations, ParityPolicy, SideEffectFailed
+from migration_tools.lifecycle import Migrations, SideEffectFailed
 from tests.adapters.kubernetes import conftest as kube_fixtures
 from tests.fakes.kube_apiserver import Cluster
 from tests.migration_tools.conftest import ManualClock
+from tests.migration_tools.lifecycle_support import (
+    NS,
+    audit,
+    last_detail,
+    lose_trigger,
+    migrations_for,
+    to_shadow,
+    trigger_enabled,
+)
 
 # The emulated API server and its kubeconfig, as the Kubernetes adapter's own tests use them.
 apiserver = kube_fixtures.apiserver
@@ -38,7 +43,6 @@ kubeconfig = kube_fixtures.kubeconfig
 
 SOURCE = "k8s-prod"
 KEY = "cronjob/etl/nightly-report"
-NS = "switchyard.migrated"
 TICKS = 5
 
 
@@ -71,45 +75,11 @@ def suspended(batch: client.BatchV1Api) -> bool:
     return bool(batch.read_namespaced_cron_job("nightly-report", "etl").spec.suspend)
 
 
-def trigger_enabled(kestra: KestraEmulator, flow_id: str) -> dict[str, bool]:
-    return {
-        k[3]: not v.get("disabled")
-        for k, v in kestra.state.triggers.items()
-        if k[1] == NS and k[2] == flow_id
-    }
-
-
-def audit(engine: Engine) -> list[tuple[str, str, str, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT action, before, after, outcome FROM migration_audit "
-                "WHERE source = :s ORDER BY id"
-            ),
-            {"s": SOURCE},
-        ).all()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-
-def last_detail(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
-        detail = conn.execute(
-            sa.text("SELECT detail FROM migration_audit ORDER BY id DESC LIMIT 1")
-        ).scalar_one()
-    return json.loads(detail) if isinstance(detail, str) else dict(detail)
-
-
 def make_migrations(
     engine: Engine, kestra: KestraEmulator, legacy: KubernetesAdapter, clock: ManualClock
 ) -> Migrations:
     apply_batch(engine, SOURCE, [], jobs=legacy.discover())
-    return Migrations(
-        engine,
-        kestra=KestraApi(kestra.url),
-        legacy={SOURCE: legacy},
-        parity=ParityPolicy(min_parity=0.95, min_runs=TICKS, tolerance_s=120),
-        clock=clock,
-    )
+    return migrations_for(engine, kestra, SOURCE, legacy, clock, min_runs=TICKS)
 
 
 def seed_shadow_runs(
@@ -175,7 +145,7 @@ def test_cronjob_cutover_suspends_it_and_rollback_resumes_it(
     m.rollback(SOURCE, KEY, actor="carol")
     assert not suspended(batch)
     assert ("main", NS, flow_id) not in kestra.state.flows
-    assert audit(engine) == [
+    assert audit(engine, SOURCE) == [
         ("translate", "observed", "translated", "ok"),
         ("deploy", "translated", "translated", "ok"),
         ("shadow", "translated", "shadow", "ok"),
@@ -214,18 +184,15 @@ def test_cronjob_is_unsuspended_when_the_kestra_trigger_cannot_be_enabled(
     clock: ManualClock,
 ) -> None:
     m = make_migrations(engine, kestra, legacy, clock)
-    flow_id = str(m.translate(SOURCE, KEY, actor="alice").flow_id)
-    m.deploy(SOURCE, KEY, actor="alice")
-    m.shadow(SOURCE, KEY, actor="alice", safe=True)
-    with kestra.state.lock:  # Kestra loses the trigger: enabling it answers 404
-        del kestra.state.triggers[("main", NS, flow_id, "schedule")]
+    flow_id = to_shadow(m, SOURCE, KEY)
+    lose_trigger(kestra, flow_id)
 
     with pytest.raises(SideEffectFailed) as failed:
         m.cutover(SOURCE, KEY, actor="bob", force=True)
     assert failed.value.compensated
     assert not suspended(batch)
     assert m.status(SOURCE, KEY).state == "shadow"
-    assert audit(engine)[-1] == ("cutover", "shadow", "shadow", "compensated")
+    assert audit(engine, SOURCE)[-1] == ("cutover", "shadow", "shadow", "compensated")
     detail = last_detail(engine)
     assert detail["undone"] == ["pause legacy schedule"]
     assert "404" in detail["error"]
@@ -240,13 +207,11 @@ def test_cutover_of_a_cronjob_the_api_server_refuses_to_patch_leaves_kestra_unto
     clock: ManualClock,
 ) -> None:
     m = make_migrations(engine, kestra, legacy, clock)
-    flow_id = str(m.translate(SOURCE, KEY, actor="alice").flow_id)
-    m.deploy(SOURCE, KEY, actor="alice")
-    m.shadow(SOURCE, KEY, actor="alice", safe=True)
+    flow_id = to_shadow(m, SOURCE, KEY)
     cluster.delete("cronjobs", cluster.store.get("cronjobs", "etl", "nightly-report"))
 
     with pytest.raises(SideEffectFailed, match=r"pause legacy schedule.*HTTP 404"):
         m.cutover(SOURCE, KEY, actor="bob", force=True)
     assert m.status(SOURCE, KEY).state == "shadow"
     assert trigger_enabled(kestra, flow_id) == {"schedule": True}  # shadow as it was
-    assert audit(engine)[-1] == ("cutover", "shadow", "shadow", "compensated")
+    assert audit(engine, SOURCE)[-1] == ("cutover", "shadow", "shadow", "compensated")

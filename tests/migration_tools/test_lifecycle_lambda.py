@@ -11,13 +11,10 @@ moto back through boto3; every one about Kestra reads the emulator's state.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from adapters.aws_lambda import LambdaAdapter
@@ -26,11 +23,19 @@ from emulators.kestra import KestraEmulator, Scenario
 from emulators.lambda_estate import text_invocation
 from gateway.contract import SourceConfig
 from gateway.ingest import apply_batch
-from migration_tools.kestra_api import KestraApi
-from migration_tools.lifecycle import Migrations, ParityPolicy, SideEffectFailed
+from migration_tools.lifecycle import Migrations, SideEffectFailed
 from tests.adapters.aws_lambda import conftest as moto_fixtures
 from tests.adapters.aws_lambda.conftest import Estate, source_config
 from tests.migration_tools.conftest import ManualClock
+from tests.migration_tools.lifecycle_support import (
+    NS,
+    audit,
+    last_detail,
+    lose_trigger,
+    migrations_for,
+    to_shadow,
+    trigger_enabled,
+)
 
 # moto on loopback and a reset estate per test, as the Lambda adapter's own tests use them.
 moto_url = moto_fixtures.moto_url
@@ -39,7 +44,6 @@ estate = moto_fixtures.estate
 
 SOURCE = "lambda-prod"
 FUNCTION = "orders-nightly"
-NS = "switchyard.migrated"
 TICKS = 5
 TICK = timedelta(minutes=10)
 # The shadow window starts 80 minutes before the wall clock, so every run is in the past.
@@ -66,34 +70,6 @@ def schedule_states(estate: Estate) -> dict[str, str]:
     rule = estate.client("events").describe_rule(Name="orders-nightly-rule")
     schedule = estate.client("scheduler").get_schedule(Name="orders-nightly-schedule")
     return {"rule": rule["State"], "schedule": schedule["State"]}
-
-
-def trigger_enabled(kestra: KestraEmulator, flow_id: str) -> dict[str, bool]:
-    return {
-        k[3]: not v.get("disabled")
-        for k, v in kestra.state.triggers.items()
-        if k[1] == NS and k[2] == flow_id
-    }
-
-
-def audit(engine: Engine) -> list[tuple[str, str, str, str]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT action, before, after, outcome FROM migration_audit "
-                "WHERE source = :s ORDER BY id"
-            ),
-            {"s": SOURCE},
-        ).all()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-
-def last_detail(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
-        detail = conn.execute(
-            sa.text("SELECT detail FROM migration_audit ORDER BY id DESC LIMIT 1")
-        ).scalar_one()
-    return json.loads(detail) if isinstance(detail, str) else dict(detail)
 
 
 def discover_into(engine: Engine, adapter: LambdaAdapter) -> None:
@@ -143,13 +119,7 @@ def _ms(t: datetime) -> int:
 def make_migrations(
     engine: Engine, kestra: KestraEmulator, legacy: LambdaAdapter, clock: ManualClock
 ) -> Migrations:
-    return Migrations(
-        engine,
-        kestra=KestraApi(kestra.url),
-        legacy={SOURCE: legacy},
-        parity=ParityPolicy(min_parity=0.95, min_runs=TICKS, tolerance_s=120),
-        clock=clock,
-    )
+    return migrations_for(engine, kestra, SOURCE, legacy, clock, min_runs=TICKS)
 
 
 def test_lambda_wrap_shadow_cutover_rollback_switch_eventbridge_and_kestra(
@@ -201,7 +171,7 @@ def test_lambda_wrap_shadow_cutover_rollback_switch_eventbridge_and_kestra(
     assert ("main", NS, wrap_flow) not in kestra.state.flows
     assert trigger_enabled(kestra, native_flow) == {} == trigger_enabled(kestra, wrap_flow)
 
-    assert audit(engine) == [
+    assert audit(engine, SOURCE) == [
         ("translate", "observed", "translated", "ok"),
         ("deploy", "translated", "translated", "ok"),
         ("wrap", "translated", "wrapped", "ok"),
@@ -220,18 +190,14 @@ def test_lambda_cutover_whose_kestra_trigger_fails_re_enables_the_eventbridge_sc
 ) -> None:
     discover_into(engine, legacy)
     m = make_migrations(engine, kestra, legacy, clock)
-    native_flow = str(m.translate(SOURCE, FUNCTION, actor="alice").flow_id)
-    m.deploy(SOURCE, FUNCTION, actor="alice")
-    m.shadow(SOURCE, FUNCTION, actor="alice", safe=True)
-    with kestra.state.lock:  # Kestra loses the trigger: enabling it answers 404
-        del kestra.state.triggers[("main", NS, native_flow, "schedule")]
+    lose_trigger(kestra, to_shadow(m, SOURCE, FUNCTION))
 
     with pytest.raises(SideEffectFailed) as failed:
         m.cutover(SOURCE, FUNCTION, actor="bob", force=True)
     assert failed.value.compensated
     assert schedule_states(estate) == {"rule": "ENABLED", "schedule": "ENABLED"}
     assert m.status(SOURCE, FUNCTION).state == "shadow"
-    assert audit(engine)[-1] == ("cutover", "shadow", "shadow", "compensated")
+    assert audit(engine, SOURCE)[-1] == ("cutover", "shadow", "shadow", "compensated")
     detail = last_detail(engine)
     assert detail["failed_step"] == "enable native trigger schedule"
     assert detail["undone"] == ["pause legacy schedule"]

@@ -19,13 +19,11 @@ from migration_tools.lifecycle import SideEffectFailed
 from tests.adapters.aws_lambda import conftest as moto_fixtures
 from tests.adapters.aws_lambda.conftest import Estate, source_config
 from tests.migration_tools.conftest import ManualClock
+from tests.migration_tools.lifecycle_support import audit, last_detail, lose_trigger, to_shadow
 from tests.migration_tools.test_lifecycle_lambda import (
     FUNCTION,
-    NS,
     SOURCE,
-    audit,
     discover_into,
-    last_detail,
     make_migrations,
 )
 
@@ -81,7 +79,7 @@ def test_rollback_after_cutover_leaves_the_owners_disabled_rule_disabled(
     assert back.state == "observed" and back.sides == {}
     assert states(estate) == ALL_ON
     assert last_detail(engine)["legacy_receipt"] == RECEIPT
-    assert audit(engine)[-1] == ("rollback", "cut_over", "observed", "ok")
+    assert audit(engine, SOURCE)[-1] == ("rollback", "cut_over", "observed", "ok")
 
 
 def test_rollback_after_wrap_then_cutover_resumes_with_the_wraps_receipt(
@@ -112,11 +110,7 @@ def test_a_failed_cutover_resumes_only_what_its_pause_disabled(
 ) -> None:
     discover_into(engine, legacy)
     m = make_migrations(engine, kestra, legacy, clock)
-    native_flow = str(m.translate(SOURCE, FUNCTION, actor="alice").flow_id)
-    m.deploy(SOURCE, FUNCTION, actor="alice")
-    m.shadow(SOURCE, FUNCTION, actor="alice", safe=True)
-    with kestra.state.lock:  # Kestra loses the trigger: enabling it answers 404
-        del kestra.state.triggers[("main", NS, native_flow, "schedule")]
+    lose_trigger(kestra, to_shadow(m, SOURCE, FUNCTION))
 
     with pytest.raises(SideEffectFailed) as failed:
         m.cutover(SOURCE, FUNCTION, actor="bob", force=True)
