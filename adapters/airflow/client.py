@@ -148,6 +148,9 @@ def _q(value: str) -> str:
 class _HttpCore:
     """Shared request loop: counting, error typing, one credential renewal on 401."""
 
+    # The media type a version's log endpoint is asked for (`log_lines`).
+    log_media_type = "text/plain"
+
     def __init__(self, settings: Settings, prefix: str) -> None:
         self.settings = settings
         self.prefix = prefix
@@ -243,6 +246,24 @@ class _HttpCore:
         except ValueError as exc:
             raise self._fail(f"GET {path} did not return JSON") from exc
 
+    def log_lines(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
+    ) -> list[str]:
+        path = (
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}"
+        )
+        params: dict[str, Any] = {"full_content": "true"}
+        if map_index >= 0:
+            params["map_index"] = map_index
+        response = self.send(
+            "GET",
+            path,
+            params=params,
+            headers={"Accept": self.log_media_type},
+            stream_limit=self.settings.log_max_bytes,
+        )
+        return response.text.splitlines()
+
     def close(self) -> None:
         self._http.close()
 
@@ -301,24 +322,6 @@ class V1Client(_HttpCore):
         body = self.get_json(f"{path}/tries")
         return list(body.get("task_instances") or [])
 
-    def log_lines(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
-    ) -> list[str]:
-        path = (
-            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}"
-        )
-        params: dict[str, Any] = {"full_content": "true"}
-        if map_index >= 0:
-            params["map_index"] = map_index
-        response = self.send(
-            "GET",
-            path,
-            params=params,
-            headers={"Accept": "text/plain"},
-            stream_limit=self.settings.log_max_bytes,
-        )
-        return response.text.splitlines()
-
     def list_dags(self, *, offset: int, limit: int) -> Page:
         body = self.get_json("/dags", limit=limit, offset=offset, order_by="dag_id")
         return Page(items=list(body.get("dags") or []), total=body.get("total_entries"))
@@ -365,6 +368,8 @@ class V2Client(_HttpCore):
     """
 
     api_version = "v2"
+    # NDJSON streams one record per line, so the tail can be kept within a byte budget.
+    log_media_type = "application/x-ndjson"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, "/api/v2")
@@ -507,25 +512,6 @@ class V2Client(_HttpCore):
                 )
             )
         return list(body.get("task_instances") or [])
-
-    def log_lines(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
-    ) -> list[str]:
-        # NDJSON streams one record per line, so the tail can be kept within a byte budget.
-        path = (
-            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}"
-        )
-        params: dict[str, Any] = {"full_content": "true"}
-        if map_index >= 0:
-            params["map_index"] = map_index
-        response = self.send(
-            "GET",
-            path,
-            params=params,
-            headers={"Accept": "application/x-ndjson"},
-            stream_limit=self.settings.log_max_bytes,
-        )
-        return response.text.splitlines()
 
     def list_dags(self, *, offset: int, limit: int) -> Page:
         body, _ = self._call(
