@@ -558,19 +558,17 @@ class Migrations:
             before = MigrationState(m.state)
             session.expunge_all()
         detail: dict[str, Any] = {}
+
+        def audit_unchanged(outcome: str, audit_detail: dict[str, Any]) -> None:
+            # Refused and failed attempts leave the state where it was; the audit says so.
+            self._record_audit(
+                job.id, source, job_key, actor, action, before, before, outcome, audit_detail
+            )
+
         if before not in rule.allowed_from:
             allowed = ", ".join(sorted(rule.allowed_from))
-            self._record_audit(
-                job.id,
-                source,
-                job_key,
-                actor,
-                action,
-                before,
-                before,
-                "refused",
-                {"reason": f"not allowed from {before} (only from {allowed})"},
-            )
+            reason = f"not allowed from {before} (only from {allowed})"
+            audit_unchanged("refused", {"reason": reason})
             raise TransitionRefused(
                 source, job_key, f"cannot {action} from {before}; {action} needs {allowed}"
             )
@@ -586,17 +584,7 @@ class Migrations:
         except _Failed as exc:
             clean = not exc.failure["undo_failed"]
             outcome = "compensated" if clean else "inconsistent"
-            self._record_audit(
-                job.id,
-                source,
-                job_key,
-                actor,
-                action,
-                before,
-                before,
-                outcome,
-                dict(detail, **exc.failure),
-            )
+            audit_unchanged(outcome, dict(detail, **exc.failure))
             message = f"{action} failed at '{exc.failure['failed_step']}': {exc.failure['error']}"
             message += (
                 "; everything done before it was undone"
@@ -607,18 +595,7 @@ class Migrations:
                 source, job_key, message, compensated=clean, detail=exc.failure
             ) from None
         except MigrationError as exc:
-            outcome = "refused"
-            self._record_audit(
-                job.id,
-                source,
-                job_key,
-                actor,
-                action,
-                before,
-                before,
-                outcome,
-                dict(detail, reason=exc.message),
-            )
+            audit_unchanged("refused", dict(detail, reason=exc.message))
             raise
         after = rule.to or before
         self._commit(
