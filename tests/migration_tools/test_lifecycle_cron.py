@@ -22,8 +22,7 @@ from migration_tools.lifecycle import Migrations, SideEffectFailed
 from tests.adapters.cron.conftest import SOURCE, CronGateway, running_gateway
 from tests.adapters.cron.test_sync import CRON_D, USER_TAB, Host
 from tests.migration_tools.conftest import ManualClock
-
-NS = "switchyard.migrated"
+from tests.migration_tools.lifecycle_support import NS, lose_trigger, to_shadow
 
 
 @pytest.fixture
@@ -100,11 +99,7 @@ def test_a_failed_cutover_leaves_the_user_crontab_line_running(
     host.sync(gateway)
     key = key_for(gateway, "report.sh")
     m = migrations(gateway, kestra, clock)
-    flow_id = str(m.translate(SOURCE, key, actor="alice").flow_id)
-    m.deploy(SOURCE, key, actor="alice")
-    m.shadow(SOURCE, key, actor="alice", safe=True)
-    with kestra.state.lock:  # Kestra loses the trigger: enabling it answers 404
-        del kestra.state.triggers[("main", NS, flow_id, "schedule")]
+    lose_trigger(kestra, to_shadow(m, SOURCE, key))
     with pytest.raises(SideEffectFailed) as failed:
         m.cutover(SOURCE, key, actor="bob", force=True)
     assert failed.value.compensated

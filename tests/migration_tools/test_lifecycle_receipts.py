@@ -67,9 +67,7 @@ def test_rollback_after_cutover_leaves_the_owners_disabled_rule_disabled(
 ) -> None:
     discover_into(engine, legacy)
     m = make_migrations(engine, kestra, legacy, clock)
-    m.translate(SOURCE, FUNCTION, actor="alice")
-    m.deploy(SOURCE, FUNCTION, actor="alice")
-    m.shadow(SOURCE, FUNCTION, actor="alice", safe=True)
+    to_shadow(m, SOURCE, FUNCTION)
     cut = m.cutover(SOURCE, FUNCTION, actor="bob", force=True)
     assert states(estate) == ALL_OFF
     assert cut.sides["legacy_receipt"] == RECEIPT
