@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,18 @@ def server(tmp_path: Path, serve_env: dict[str, str]) -> Iterator[str]:
                 base = f"http://127.0.0.1:{m.group(1)}"
                 break
         assert base, "server did not start:\n" + "".join(lines)
+        # Keep reading so a chatty server never blocks on a full pipe.
+        threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True).start()
+        # uvicorn prints its address before the app's startup has run: ready
+        # means answering.
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("server never answered /healthz:\n" + "".join(lines))
         yield base
     finally:
         proc.send_signal(signal.SIGINT)
