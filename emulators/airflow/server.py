@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emulators.airflow.recording import Recording, parse_instant, row_updated_at
-from emulators.http_server import LoopbackServer
+from emulators.http_server import LoopbackEmulator
 
 
 class _HttpError(Exception):
@@ -55,8 +55,11 @@ def _decode_cursor(cursor: str) -> int:
         raise _HttpError(400, f"Invalid cursor: {cursor!r}") from exc
 
 
-class AirflowReplay:
+class AirflowReplay(LoopbackEmulator):
     """A running replay server. `start()` binds, `stop()` shuts down."""
+
+    server_name = "airflow-replay"
+    poll_interval = 0.1
 
     def __init__(
         self,
@@ -72,32 +75,9 @@ class AirflowReplay:
         self.token = "replay-" + secrets.token_urlsafe(16)
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._http: LoopbackServer | None = None
 
-    # lifecycle -----------------------------------------------------------
-    def start(self) -> AirflowReplay:
-        handler = type("Handler", (_Handler,), {"replay": self})
-        self._http = LoopbackServer.start(
-            handler, name="airflow-replay", port=self.port, poll_interval=0.1
-        )
-        return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
-
-    def __enter__(self) -> AirflowReplay:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._http is None:
-            raise RuntimeError("the Airflow replay server is not started")
-        return self._http.url
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"replay": self})
 
     # answers -------------------------------------------------------------
     def token_for(self, body: dict[str, Any]) -> str:

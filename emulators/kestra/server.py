@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from emulators.http_server import LoopbackServer
+from emulators.http_server import LoopbackEmulator
 from emulators.kestra.state import (
     TERMINAL,
     ApiError,
@@ -118,12 +118,15 @@ def _execution_filter(query: list[tuple[str, str]]) -> _Criteria:
     return c
 
 
-class KestraEmulator:
+class KestraEmulator(LoopbackEmulator):
     """A running emulator. Use as a context manager or call `start`/`stop`.
 
     `clock` drives every timestamp (inject a controllable one in tests);
     `token`, when set, is required as `Authorization: Bearer <token>`.
     """
+
+    server_name = "kestra-emulator"
+    poll_interval = 0.05
 
     def __init__(
         self,
@@ -136,31 +139,9 @@ class KestraEmulator:
         self.token = token
         self.port = port
         self.exchanges: list[Exchange] = []
-        self._http: LoopbackServer | None = None
 
-    # lifecycle -----------------------------------------------------------
-    def start(self) -> KestraEmulator:
-        self._http = LoopbackServer.start(
-            _make_handler(self), name="kestra-emulator", port=self.port, poll_interval=0.05
-        )
-        return self
-
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
-
-    def __enter__(self) -> KestraEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._http is None:
-            raise RuntimeError("the Kestra emulator is not started")
-        return self._http.url
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     # scenario control ----------------------------------------------------
     def set_scenario(self, namespace: str, flow_id: str, scenario: Scenario) -> None:

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from emulators.http_server import LoopbackServer
+from emulators.http_server import LoopbackEmulator
 from emulators.kube_apiserver.selectors import SelectorError, field_selector, label_selector
 from emulators.kube_apiserver.store import (
     BREAK,
@@ -125,8 +125,10 @@ def _status(code: int, reason: str, message: str) -> Obj:
     }
 
 
-class KubeApiServer:
+class KubeApiServer(LoopbackEmulator):
     """The emulated API server. `start()` binds, `stop()` shuts down and drops watches."""
+
+    server_name = "kube-apiserver"
 
     def __init__(
         self,
@@ -143,32 +145,17 @@ class KubeApiServer:
         self._available.set()
         self._snapshots: dict[str, tuple[list[Obj], int]] = {}
         self._lock = threading.Lock()
-        self._http: LoopbackServer | None = None
         self._stopping = False
 
     # --- lifecycle ----------------------------------------------------------
 
-    def start(self) -> KubeApiServer:
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._http = LoopbackServer.start(handler, name="kube-apiserver")
-        return self
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"api": self})
 
     def stop(self) -> None:
         self._stopping = True
         self.store.close_watches()
-        if self._http is not None:
-            self._http.stop()
-
-    def __enter__(self) -> KubeApiServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._http is not None, "server not started"
-        return self._http.url
+        super().stop()
 
     def write_kubeconfig(
         self, path: Path, *, context: str = "emulator", namespace: str = "default"
