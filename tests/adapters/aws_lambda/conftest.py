@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import urllib.request
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
 from adapters.aws_lambda import LambdaAdapter
@@ -37,66 +32,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
 
-@dataclass
-class Estate:
-    """Builds functions, schedules and log lines in moto through boto3."""
+class Estate(LambdaEstate):
+    """The emulator's estate verbs, pointed at the session's moto.
 
-    url: str
+    `logs` (unlike the emulator's `put_lines`) writes any number of lines, 5,000 to a call,
+    in timestamp order with ties kept in the order given.
+    """
 
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def role(self) -> str:
-        iam = self.client("iam")
-        try:
-            return str(iam.get_role(RoleName="lambda-exec")["Role"]["Arn"])
-        except iam.exceptions.NoSuchEntityException:
-            doc = json.dumps({"Version": "2012-10-17", "Statement": []})
-            return str(
-                iam.create_role(RoleName="lambda-exec", AssumeRolePolicyDocument=doc)["Role"]["Arn"]
-            )
-
-    def function(
-        self, name: str, *, tags: dict[str, str] | None = None, memory: int = 128, timeout: int = 3
-    ) -> str:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            z.writestr("app.py", "def handler(event, context):\n    return {'ok': True}\n")
-        out = self.client("lambda").create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=self.role(),
-            Handler="app.handler",
-            Code={"ZipFile": buf.getvalue()},
-            MemorySize=memory,
-            Timeout=timeout,
-            Tags=tags or {},
-        )
-        return str(out["FunctionArn"])
-
-    def rule(self, name: str, expression: str, target_arn: str, *, enabled: bool = True) -> None:
-        events = self.client("events")
-        events.put_rule(
-            Name=name, ScheduleExpression=expression, State="ENABLED" if enabled else "DISABLED"
-        )
-        events.put_targets(Rule=name, Targets=[{"Id": "fn", "Arn": target_arn}])
-
-    def schedule(
-        self, name: str, expression: str, target_arn: str, *, timezone: str = "UTC"
-    ) -> None:
-        self.client("scheduler").create_schedule(
-            Name=name,
-            ScheduleExpression=expression,
-            ScheduleExpressionTimezone=timezone,
-            FlexibleTimeWindow={"Mode": "OFF"},
-            Target={"Arn": target_arn, "RoleArn": self.role()},
-        )
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
 
     def logs(self, group: str, stream: str, lines: list[tuple[int, str]]) -> None:
         logs = self.client("logs")

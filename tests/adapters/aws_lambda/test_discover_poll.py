@@ -40,7 +40,9 @@ def test_entry_point_builds_the_adapter(estate: Estate) -> None:
 def test_discover_lists_functions_with_config_tags_schedules_and_destinations(
     estate: Estate, adapter: LambdaAdapter
 ) -> None:
-    orders = estate.function("orders", tags={"team": "data", "tier": "1"}, memory=512, timeout=60)
+    orders = estate.function(
+        "orders", tags={"team": "data", "tier": "1"}, memory_mb=512, timeout_s=60
+    )
     reports = estate.function("reports")
     estate.function("adhoc")
     estate.rule("orders-weekdays", "cron(0 12 ? * MON-FRI *)", orders)
