@@ -72,6 +72,18 @@ class TokenInfo:
     last_used_at: datetime | None
     revoked_at: datetime | None
 
+    @classmethod
+    def of(cls, row: ApiToken) -> TokenInfo:
+        return cls(
+            id=row.id or 0,
+            name=row.name,
+            role=Role(row.role),
+            prefix=row.prefix,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -111,18 +123,7 @@ def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[TokenI
         stmt = select(ApiToken).order_by(ApiToken.id)  # type: ignore[arg-type]  # SQLModel column typing
         if not include_revoked:
             stmt = stmt.where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]  # SQLModel column
-        return [
-            TokenInfo(
-                id=row.id or 0,
-                name=row.name,
-                role=Role(row.role),
-                prefix=row.prefix,
-                created_at=row.created_at,
-                last_used_at=row.last_used_at,
-                revoked_at=row.revoked_at,
-            )
-            for row in session.exec(stmt)
-        ]
+        return [TokenInfo.of(row) for row in session.exec(stmt)]
 
 
 def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
@@ -135,15 +136,7 @@ def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
             row.revoked_at = datetime.now(UTC)
             session.add(row)
         session.flush()
-        return TokenInfo(
-            id=row.id or 0,
-            name=row.name,
-            role=Role(row.role),
-            prefix=row.prefix,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-        )
+        return TokenInfo.of(row)
 
 
 def authenticate(engine: Engine, token: str) -> Principal | None:
