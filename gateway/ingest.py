@@ -427,10 +427,17 @@ SPAN_SET = frozenset(SPAN_COLUMNS) - {"id"}
 
 
 def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> None:
+    """Insert new jobs and rewrite changed ones; an unchanged job is not touched.
+
+    Discovery repeats every few intervals and usually finds nothing new, so
+    comparing one digest per job (an indexed primary-key read) is far cheaper
+    than rewriting every definition each time.
+    """
     job = table("job")
     rows = {}
     for spec in jobs:
         job_id = job_id_for(spec.source, spec.key)
+        dumped = spec.model_dump(mode="json")
         rows[job_id] = {
             "id": job_id,
             "source": spec.source,
@@ -442,11 +449,19 @@ def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> No
             "paused": spec.paused,
             "owner": spec.owner,
             "labels": dict(spec.labels),
-            "spec": spec.model_dump(mode="json"),
+            "spec": dumped,
+            "spec_digest": event_digest(dumped),
             "migration_state": "observed",
             "discovered_at": now,
             "updated_at": now,
         }
+    for part in chunks(list(rows)):
+        query = sa.select(job.c.id, job.c.spec_digest).where(job.c.id.in_(part))
+        for job_id, digest in conn.execute(query):
+            if digest is not None and digest == rows[job_id]["spec_digest"]:
+                del rows[job_id]
+    if not rows:
+        return
     stmt = dialect_insert(conn, job)
     # The migration state belongs to the migration workflow, not to discovery.
     keep = {"id", "migration_state", "discovered_at"}

@@ -150,6 +150,11 @@ class Job(SQLModel, table=True):
     owner: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
     labels: dict[str, Any] = _json()
     spec: dict[str, Any] = _json()
+    spec_digest: str | None = Field(
+        default=None,
+        sa_column=Column(String(64), nullable=True),
+        description="sha256 of the spec's canonical JSON: rediscovery skips unchanged jobs",
+    )
     migration_state: str = Field(default="observed", sa_column=Column(String(32), nullable=False))
     discovered_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
