@@ -11,7 +11,7 @@ from gateway.api.app import create_app
 from gateway.config import parse_config
 from gateway.flows import FlowError, load_flows, parse_flow
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "mappings" / "flows"
+EXAMPLES = Path(__file__).resolve().parents[2] / "mappings" / "flows" / "examples"
 
 
 def test_documented_examples_load_and_normalise_waits_for_to_upstream_first() -> None:
