@@ -128,6 +128,7 @@ NAV = [
     Nav("incidents", "Incidents", "/incidents"),
     Nav("jobs", "Jobs", "/jobs"),
     Nav("timeline", "Timeline", "/timeline"),
+    Nav("migrations", "Migrations", "/migrations"),
 ]
 
 

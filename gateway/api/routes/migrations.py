@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -21,6 +21,9 @@ from sqlmodel import Session
 from gateway.api.deps import EngineDep, OperatorDep, ViewerDep
 from gateway.api.problems import ProblemError
 from gateway.store.models import Job
+
+if TYPE_CHECKING:
+    from migration_tools.lifecycle import MigrationView
 
 router = APIRouter(tags=["migrations"])
 
@@ -162,15 +165,33 @@ def act_on_migration(
     body: ActionRequest | None = None,
 ) -> dict[str, Any]:
     """Run one lifecycle action as the calling operator; audited whatever the outcome."""
-    job = _job(engine, job_id)
-    body = body or ActionRequest()
-    actor = f"token:{caller.name}"
-    kwargs: dict[str, Any] = {"actor": actor}
-    if action == "cutover":
-        kwargs.update(force=body.force, min_parity=body.min_parity, min_runs=body.min_runs)
-    elif action == "shadow":
-        kwargs.update(safe=body.safe)
-    with _migrations(request, engine) as m:
-        view = getattr(m, action)(job.source, job.key, **kwargs)
+    view = perform_action(request, engine, job_id, action, actor=caller.name, options=body)
     out: dict[str, Any] = view.as_dict()
     return out
+
+
+def perform_action(
+    request: Request,
+    engine: Any,
+    job_id: str,
+    action: Action,
+    *,
+    actor: str,
+    options: ActionRequest | None = None,
+) -> MigrationView:
+    """Run `action` on job `job_id` as token `actor`; the API and the dashboard both call this.
+
+    Returns the job's `MigrationView` after the action; raises `ProblemError`
+    (404 unknown job, 409 refused, 502 a side failed, 422 setup) otherwise.
+    The audit row names the actor as `token:<name>`.
+    """
+    job = _job(engine, job_id)
+    options = options or ActionRequest()
+    kwargs: dict[str, Any] = {"actor": f"token:{actor}"}
+    if action == "cutover":
+        kwargs.update(force=options.force, min_parity=options.min_parity, min_runs=options.min_runs)
+    elif action == "shadow":
+        kwargs.update(safe=options.safe)
+    with _migrations(request, engine) as m:
+        view: MigrationView = getattr(m, action)(job.source, job.key, **kwargs)
+    return view
