@@ -62,10 +62,10 @@ from gateway.incidents import (
     launched_runs,
     load_runs,
     mark_recovered,
-    open_incident,
+    open_incidents,
     open_incidents_of,
     open_lone_incidents,
-    refresh_incident,
+    refresh_incidents,
 )
 from gateway.links import chunks, dialect_insert, table
 
@@ -459,6 +459,12 @@ def _group(
     )
     openers: list[RunView] = []
     alone: list[RunView] = []
+    # Refreshed together after the loop; an incident about to be merged away is
+    # refreshed first, as it was before it lost its members.
+    touched: list[int] = []
+    # Opened together after the loop, in this order: nothing later in the loop
+    # can reach an incident that did not exist when the batch began.
+    opening: list[tuple[RunView, dict[str, _Found]]] = []
     for component in hood.components():
         joining = {
             i: found[i]
@@ -474,6 +480,9 @@ def _group(
                 incidents = sorted({*incidents, again})
                 found[i].evidence = {**found[i].evidence, "job_still_failing": again}
         if incidents:
+            if set(incidents[1:]) & set(touched):
+                refresh_incidents(conn, touched, now=now)
+                touched.clear()
             target = attach(conn, incidents, joining, now=now)
         else:
             candidates_here = [
@@ -488,10 +497,14 @@ def _group(
             if set(joining) == {opener.id}:
                 alone.append(opener)  # written in bulk below, complete
                 continue
-            target = open_incident(conn, opener, joining, now=now)
-            report.incidents_opened.append(target)
-        refresh_incident(conn, target, now=now)
+            opening.append((opener, joining))
+            continue
+        touched.append(target)
         report.incidents_touched.add(target)
+    opened = open_incidents(conn, opening, now=now)
+    report.incidents_opened.extend(opened)
+    report.incidents_touched.update(opened)
+    refresh_incidents(conn, [*touched, *opened], now=now)
     if alone:
         opened = open_lone_incidents(conn, alone, now=now)
         report.incidents_opened.extend(opened)

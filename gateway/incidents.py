@@ -244,24 +244,51 @@ def open_incident(
     conn: Connection, opener: RunView, joining: Mapping[str, Any], *, now: datetime
 ) -> int:
     """A new open incident around `opener` with the runs in `joining` (then refresh it)."""
-    incident = table("incident")
-    stmt = (
-        incident.insert()
-        .values(
-            status="open",
-            title=_title(opener),
-            opened_at=opener.failed_at or now,
-            detected_at=now,
-            updated_at=now,
-            root_run_id=opener.id,
-            root_error_kind=opener.error_kind,
-            flows=[],
-        )
-        .returning(incident.c.id)
-    )
-    incident_id = int(conn.execute(stmt).scalar_one())
-    _add_members(conn, incident_id, joining, now)
-    return incident_id
+    return open_incidents(conn, [(opener, joining)], now=now)[0]
+
+
+def open_incidents(
+    conn: Connection, opening: Sequence[tuple[RunView, Mapping[str, Any]]], *, now: datetime
+) -> list[int]:
+    """New open incidents, one per (opener, joining), in order (then refresh them).
+
+    One insert for the incidents and one for their members, however many.
+    """
+    if not opening:
+        return []
+    incident, member = table("incident"), table("incident_member")
+    stmt = incident.insert().returning(incident.c.id, sort_by_parameter_order=True)
+    rows = conn.execute(
+        stmt,
+        [
+            {
+                "status": "open",
+                "title": _title(opener),
+                "opened_at": opener.failed_at or now,
+                "detected_at": now,
+                "updated_at": now,
+                "root_run_id": opener.id,
+                "root_error_kind": opener.error_kind,
+                "flows": [],
+            }
+            for opener, _ in opening
+        ],
+    ).all()
+    ids = [int(r[0]) for r in rows]
+    joined = [
+        {
+            "incident_id": incident_id,
+            "run_id": run_id,
+            "role": "member",
+            "evidence": found.evidence,
+            "joined_at": now,
+        }
+        for incident_id, (_, joining) in zip(ids, opening, strict=True)
+        for run_id, found in joining.items()
+    ]
+    if joined:
+        conn.execute(dialect_insert(conn, member).on_conflict_do_nothing(), joined)
+    return ids
 
 
 def open_lone_incidents(
@@ -425,64 +452,145 @@ def _member_links(conn: Connection, ids: Sequence[str]) -> list[Mapping[str, Any
 
 def refresh_incident(conn: Connection, incident_id: int, *, now: datetime) -> None:
     """Recompute roles, root cause, title, flows and awaited jobs of one incident."""
-    incident, member, job_t = table("incident"), table("incident_member"), table("incident_job")
-    ids = list(
-        conn.scalars(
-            sa.select(member.c.run_id).where(member.c.incident_id == incident_id).limit(MAX_MEMBERS)
-        )
-    )
-    members = load_runs(conn, ids)
-    causes = causes_among(members, _member_links(conn, ids))
-    root = choose_root(members, causes)
-    roles = {
-        i: "root_cause" if i == root else ("impact" if m.impact_kind else "member")
-        for i, m in members.items()
-    }
-    for role in ("root_cause", "member", "impact"):
-        chosen = [i for i, r in roles.items() if r == role]
-        for part in chunks(chosen):
-            conn.execute(
-                member.update()
-                .where(member.c.incident_id == incident_id, member.c.run_id.in_(part))
-                .values(role=role)
+    refresh_incidents(conn, [incident_id], now=now)
+
+
+@dataclass
+class _Refreshed:
+    """What `refresh_incidents` computed for one incident, before writing it."""
+
+    roles: dict[str, str]
+    latest: dict[tuple[str, str], datetime]
+    values: dict[str, Any]
+
+
+def _members_of(conn: Connection, incident_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """incident → {run id: current role}, at most `MAX_MEMBERS` runs each."""
+    member = table("incident_member")
+    out: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
+    for part in chunks(list(incident_ids)):
+        numbered = (
+            sa.select(
+                member.c.incident_id,
+                member.c.run_id,
+                member.c.role,
+                sa.func.row_number().over(partition_by=member.c.incident_id).label("n"),
             )
-    bad = [m for m in members.values() if m.state in BAD]
-    launched = launched_runs(conn, [m.id for m in bad if m.kind == "run"])
-    awaited = [m for m in bad if m.kind == "run" and m.job and m.id not in launched]
-    latest: dict[tuple[str, str], datetime] = {}
-    for m in awaited:
-        when = m.at or m.failed_at
-        if m.job and when is not None:
-            key = (m.source, m.job)
-            latest[key] = max(when, latest.get(key, when))
-    if latest:
+            .where(member.c.incident_id.in_(part))
+            .subquery()
+        )
+        query = sa.select(numbered.c.incident_id, numbered.c.run_id, numbered.c.role).where(
+            numbered.c.n <= MAX_MEMBERS
+        )
+        for incident_id, run_id, role in conn.execute(query):
+            out[int(incident_id)][run_id] = role
+    return out
+
+
+def refresh_incidents(conn: Connection, incident_ids: Iterable[int], *, now: datetime) -> None:
+    """Recompute roles, root cause, title, flows and awaited jobs of these incidents.
+
+    A fixed number of statements however many incidents a batch touched: each
+    read is one `IN` query for all of them, each write one `executemany`; the
+    per-incident computation is the same as for one.
+    """
+    ids = sorted(dict.fromkeys(int(i) for i in incident_ids))
+    if not ids:
+        return
+    incident, member, job_t = table("incident"), table("incident_member"), table("incident_job")
+    current = _members_of(conn, ids)
+    runs = load_runs(conn, [r for roles in current.values() for r in roles])
+    # A run is in at most one incident, so a link between two members of the
+    # same incident belongs to it, and any other link to none.
+    incident_of = {r: i for i, roles in current.items() for r in roles}
+    links_of: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in _member_links(conn, list(runs)):
+        i = incident_of[row["from_run_id"]]
+        if incident_of[row["to_run_id"]] == i:
+            links_of[i].append(row)
+    launched = launched_runs(
+        conn, [m.id for m in runs.values() if m.state in BAD and m.kind == "run"]
+    )
+    flows = _flows_by_job(conn, runs.values())
+    done: dict[int, _Refreshed] = {}
+    for incident_id in ids:
+        members = {r: runs[r] for r in current[incident_id] if r in runs}
+        causes = causes_among(members, links_of[incident_id])
+        root = choose_root(members, causes)
+        roles = {
+            i: "root_cause" if i == root else ("impact" if m.impact_kind else "member")
+            for i, m in members.items()
+        }
+        bad = [m for m in members.values() if m.state in BAD]
+        awaited = [m for m in bad if m.kind == "run" and m.job and m.id not in launched]
+        latest: dict[tuple[str, str], datetime] = {}
+        for m in awaited:
+            when = m.at or m.failed_at
+            if m.job and when is not None:
+                key = (m.source, m.job)
+                latest[key] = max(when, latest.get(key, when))
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "flows": sorted(
+                {f for m in members.values() for f in flows.get((m.source, m.job or ""), ())}
+            ),
+        }
+        if root is not None:
+            r = members[root]
+            values.update(root_run_id=root, root_error_kind=r.error_kind, title=_title(r))
+        opened = [m.failed_at for m in bad if m.failed_at]
+        if opened:
+            values["opened_at"] = min(opened)
+        done[incident_id] = _Refreshed(roles, latest, values)
+    # Roles: only those that changed, one statement per role (run ids are unique).
+    by_role: dict[str, list[str]] = defaultdict(list)
+    for incident_id, d in done.items():
+        for run_id, role in d.roles.items():
+            if current[incident_id].get(run_id) != role:
+                by_role[role].append(run_id)
+    for role in ("root_cause", "member", "impact"):
+        for part in chunks(sorted(by_role[role])):
+            conn.execute(member.update().where(member.c.run_id.in_(part)).values(role=role))
+    awaited_rows = [
+        {"incident_id": incident_id, "source": s, "job": j, "failed_at": at}
+        for incident_id, d in done.items()
+        for (s, j), at in d.latest.items()
+    ]
+    if awaited_rows:
+        conn.execute(dialect_insert(conn, job_t).on_conflict_do_nothing(), awaited_rows)
+        # A later failure of a job it waits on moves the bar for recovery.
         conn.execute(
-            dialect_insert(conn, job_t).on_conflict_do_nothing(),
+            job_t.update()
+            .where(
+                job_t.c.incident_id == sa.bindparam("b_incident"),
+                job_t.c.source == sa.bindparam("b_source"),
+                job_t.c.job == sa.bindparam("b_job"),
+                job_t.c.failed_at < sa.bindparam("b_at"),
+            )
+            .values(failed_at=sa.bindparam("b_at"), recovered_at=None, recovered_by=None),
             [
-                {"incident_id": incident_id, "source": s, "job": j, "failed_at": at}
-                for (s, j), at in latest.items()
+                {
+                    "b_incident": r["incident_id"],
+                    "b_source": r["source"],
+                    "b_job": r["job"],
+                    "b_at": r["failed_at"],
+                }
+                for r in awaited_rows
             ],
         )
-        for (source, job), at in latest.items():
-            # A later failure of a job it waits on moves the bar for recovery.
-            conn.execute(
-                job_t.update()
-                .where(
-                    job_t.c.incident_id == incident_id,
-                    job_t.c.source == source,
-                    job_t.c.job == job,
-                    job_t.c.failed_at < at,
-                )
-                .values(failed_at=at, recovered_at=None, recovered_by=None)
-            )
-    values: dict[str, Any] = {"updated_at": now, "flows": _flows_of(conn, members.values())}
-    if root is not None:
-        r = members[root]
-        values.update(root_run_id=root, root_error_kind=r.error_kind, title=_title(r))
-    opened = [m.failed_at for m in bad if m.failed_at]
-    if opened:
-        values["opened_at"] = min(opened)
-    conn.execute(incident.update().where(incident.c.id == incident_id).values(**values))
+    # Incidents: one executemany per set of columns written (at most four).
+    shaped: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for incident_id, d in done.items():
+        shaped[tuple(sorted(d.values))].append(
+            {"b_id": incident_id, **{f"v_{k}": v for k, v in d.values.items()}}
+        )
+    for columns, rows in shaped.items():
+        conn.execute(
+            incident.update()
+            .where(incident.c.id == sa.bindparam("b_id"))
+            .values({c: sa.bindparam(f"v_{c}") for c in columns}),
+            rows,
+        )
 
 
 def _flows_by_job(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, str], set[str]]:
@@ -500,10 +608,6 @@ def _flows_by_job(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, 
             for flow, job in conn.execute(query):
                 out[(source, job)].add(flow)
     return out
-
-
-def _flows_of(conn: Connection, runs: Iterable[RunView]) -> list[str]:
-    return sorted({f for flows in _flows_by_job(conn, runs).values() for f in flows})
 
 
 def awaiting_incidents(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, str], int]:
@@ -624,15 +728,17 @@ def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) 
         .group_by(job_t.c.incident_id)
     )
     done = {int(i): last for i, pending, last in conn.execute(pending_q) if not pending}
-    resolved: list[int] = []
-    for incident_id, last in sorted(done.items()):
+    if done:
         conn.execute(
             incident.update()
-            .where(incident.c.id == incident_id, incident.c.status == "open")
-            .values(status="resolved", resolved_at=_aware(last) or now, updated_at=now)
+            .where(incident.c.id == sa.bindparam("b_id"), incident.c.status == "open")
+            .values(status="resolved", resolved_at=sa.bindparam("b_resolved"), updated_at=now),
+            [
+                {"b_id": incident_id, "b_resolved": _aware(last) or now}
+                for incident_id, last in sorted(done.items())
+            ],
         )
-        resolved.append(incident_id)
-    return resolved
+    return sorted(done)
 
 
 # --- reading -------------------------------------------------------------------
@@ -997,8 +1103,10 @@ __all__ = [
     "load_runs",
     "mark_recovered",
     "open_incident",
+    "open_incidents",
     "open_incidents_of",
     "open_lone_incidents",
     "refresh_incident",
+    "refresh_incidents",
     "specificity",
 ]
