@@ -240,6 +240,23 @@ def _add_members(
     conn.execute(dialect_insert(conn, member).on_conflict_do_nothing(), rows)
 
 
+def _insert_incidents(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert incident rows; their ids, in the order of `rows`.
+
+    Each row's root run is its own (openers are distinct runs), so the ids are
+    matched by it: asking the driver to keep parameter order instead makes
+    SQLAlchemy insert one row per statement.
+    """
+    incident = table("incident")
+    roots = [r["root_run_id"] for r in rows]
+    if len(set(roots)) != len(roots):
+        stmt = incident.insert().returning(incident.c.id, sort_by_parameter_order=True)
+        return [int(r[0]) for r in conn.execute(stmt, list(rows)).all()]
+    stmt = incident.insert().returning(incident.c.id, incident.c.root_run_id)
+    by_root = {root: int(i) for i, root in conn.execute(stmt, list(rows)).all()}
+    return [by_root[root] for root in roots]
+
+
 def open_incident(
     conn: Connection, opener: RunView, joining: Mapping[str, Any], *, now: datetime
 ) -> int:
@@ -256,10 +273,9 @@ def open_incidents(
     """
     if not opening:
         return []
-    incident, member = table("incident"), table("incident_member")
-    stmt = incident.insert().returning(incident.c.id, sort_by_parameter_order=True)
-    rows = conn.execute(
-        stmt,
+    member = table("incident_member")
+    ids = _insert_incidents(
+        conn,
         [
             {
                 "status": "open",
@@ -273,8 +289,7 @@ def open_incidents(
             }
             for opener, _ in opening
         ],
-    ).all()
-    ids = [int(r[0]) for r in rows]
+    )
     joined = [
         {
             "incident_id": incident_id,
@@ -299,11 +314,10 @@ def open_lone_incidents(
     Nothing else is there to weigh, so each is complete without
     `refresh_incident`: the opener is the root cause, its job is awaited.
     """
-    incident, member, job_t = table("incident"), table("incident_member"), table("incident_job")
+    member, job_t = table("incident_member"), table("incident_job")
     flows = _flows_by_job(conn, openers)
-    stmt = incident.insert().returning(incident.c.id, sort_by_parameter_order=True)
-    rows = conn.execute(
-        stmt,
+    ids = _insert_incidents(
+        conn,
         [
             {
                 "status": "open",
@@ -319,8 +333,7 @@ def open_lone_incidents(
             }
             for o in openers
         ],
-    ).all()
-    ids = [int(r[0]) for r in rows]
+    )
     conn.execute(
         dialect_insert(conn, member).on_conflict_do_nothing(),
         [
