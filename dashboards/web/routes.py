@@ -14,8 +14,6 @@ many runs the store holds. Nothing here writes to the store.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from dashboards.web.session import (
     load_session,
 )
 from dashboards.web.waterfall import build_waterfall
+from gateway import incidents as incident_engine
 from gateway.auth import authenticate
 from gateway.config import Config
 from gateway.contract import RunKind, State
@@ -62,7 +61,6 @@ STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript"}
 RUNS_PAGE_SIZE = 50
 TIMELINE_MAX_ROWS = 120
 JOBS_PAGE_SIZE = 50
-INCIDENTS_MODULE = "gateway.incidents"
 
 RANGES: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -275,18 +273,8 @@ def static_file(name: str) -> Response:
 # -- overview ----------------------------------------------------------------
 
 
-def incidents_module() -> Any | None:
-    """`gateway.incidents` if it is installed (the correlation engine), else None."""
-    if importlib.util.find_spec(INCIDENTS_MODULE) is None:
-        return None
-    return importlib.import_module(INCIDENTS_MODULE)
-
-
-def _open_incidents(session: Session, limit: int) -> list[Any] | None:
-    module = incidents_module()
-    if module is None:
-        return None
-    page = module.list_incidents(session, status="open", limit=limit)
+def _open_incidents(session: Session, limit: int) -> list[Any]:
+    page = incident_engine.list_incidents(session, status="open", limit=limit)
     return list(page.data)
 
 
@@ -622,28 +610,25 @@ def incidents_page(request: Request) -> Response:
     auth = _session_of(request)
     if auth is None:
         return _to_login(request)
-    module = incidents_module()
     status = request.query_params.get("status", "").strip()
     if status not in INCIDENT_STATUSES:
         status = ""
     cursor = request.query_params.get("cursor", "").strip()
-    items: list[Any] | None = None
     next_query = None
     error = None
-    if module is not None:
-        with Session(_engine(request)) as session:
-            try:
-                page = module.list_incidents(
-                    session, status=status or None, limit=50, cursor=cursor or None
-                )
-            except InvalidCursor as exc:
-                error = str(exc)
-                page = module.list_incidents(session, status=status or None, limit=50)
-        items = list(page.data)
-        if page.next_cursor:
-            next_query = urlencode(
-                {k: v for k, v in {"status": status, "cursor": page.next_cursor}.items() if v}
+    with Session(_engine(request)) as session:
+        try:
+            page = incident_engine.list_incidents(
+                session, status=status or None, limit=50, cursor=cursor or None
             )
+        except InvalidCursor as exc:
+            error = str(exc)
+            page = incident_engine.list_incidents(session, status=status or None, limit=50)
+    items = list(page.data)
+    if page.next_cursor:
+        next_query = urlencode(
+            {k: v for k, v in {"status": status, "cursor": page.next_cursor}.items() if v}
+        )
     return _render(
         request,
         "incidents.html",
@@ -665,11 +650,10 @@ def incident_page(request: Request, incident_id: str) -> Response:
     auth = _session_of(request)
     if auth is None:
         return _to_login(request)
-    module = incidents_module()
     detail = None
-    if module is not None and incident_id.isdigit():
+    if incident_id.isdigit():
         with Session(_engine(request)) as session:
-            detail = module.incident_detail(session, int(incident_id))
+            detail = incident_engine.incident_detail(session, int(incident_id))
     if detail is None:
         return _render(
             request,

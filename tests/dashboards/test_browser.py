@@ -19,7 +19,6 @@ import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy.engine import Engine
 
-from dashboards.web.routes import incidents_module
 from gateway.api.app import create_app
 from gateway.auth import create_token
 from tests.dashboards.seed import CRON, Seeded, dashboard_config, seed_estate, standins
@@ -184,7 +183,6 @@ def test_jobs_and_timeline_render(page: Page, served: Served) -> None:
     shot(page, "06-timeline")
 
 
-@pytest.mark.skipif(incidents_module() is None, reason="needs gateway.incidents")
 def test_incident_page_leads_with_the_root_cause(page: Page, served: Served) -> None:
     log_in(page, served, served.viewer_token, "/incidents")
     page.get_by_role("link", name=re.compile("OOMKilled")).first.click()

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from dashboards.web.routes import incidents_module
 from gateway.api.app import create_app
 from gateway.auth import create_token, list_tokens, revoke_token
 from tests.dashboards.seed import (
@@ -115,12 +114,6 @@ def test_overview_shows_sources_failures_and_runs_per_system(viewer: Dash) -> No
     legend = dict(re.findall(r"</span>([\w-]+)</th><td>(\d+)</td>", html))
     assert legend[CRON] == str(HEARTBEATS + 1)
     assert "Re-poll now" not in html  # a viewer cannot act
-
-
-@pytest.mark.skipif(incidents_module() is not None, reason="gateway.incidents is installed")
-def test_overview_says_no_incident_data_when_the_engine_is_absent(viewer: Dash) -> None:
-    assert "No incident data" in viewer.client.get("/").text
-    assert "No incident data" in viewer.client.get("/incidents").text
 
 
 def _row_keys(html: str) -> list[str]:
@@ -248,12 +241,6 @@ def test_default_runs_range_is_the_last_day(viewer: Dash) -> None:
     assert stamps and min(stamps) >= viewer.seeded.now - timedelta(hours=24, minutes=1)
 
 
-needs_incidents = pytest.mark.skipif(
-    incidents_module() is None, reason="needs gateway.incidents (the correlation engine)"
-)
-
-
-@needs_incidents
 def test_incident_page_puts_the_oom_killed_pod_first_then_chain_evidence_and_timeline(
     viewer: Dash,
 ) -> None:
