@@ -118,7 +118,8 @@ def test_serve_killed_while_a_client_resends_unacknowledged_batches_stores_each_
     config = tmp_path / "switchyard.yaml"
     config.write_text(yaml.safe_dump({"database_url": pg_url, "retention": "off"}))
     gateway = GatewayProcess(config, gateway_env(tmp_path), tmp_path / "serve.log")
-    pusher = EventPusher("pushed", token, batches=400, batch_size=10, timeout_s=180)
+    # Enough batches that the client is still sending at the last kill, even on a quiet machine.
+    pusher = EventPusher("pushed", token, batches=1500, batch_size=10, timeout_s=180)
     rng = random.Random(0x9E7)
     kills = 0
     acked_at_kill: list[int] = []
