@@ -19,12 +19,12 @@ from typing import Any, get_args
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from dashboards.web.routes import _engine, _form, _render, _session_of, _to_login
-from dashboards.web.session import DashboardSession, app_signer
+from dashboards.web.routes import _engine, _render, _session_of, _to_login, operator_form
+from dashboards.web.session import DashboardSession
 from gateway.api.problems import ProblemError
 from gateway.api.routes.migrations import Action, ActionRequest, _migrations, perform_action
 from gateway.contract import job_id_for
@@ -180,30 +180,10 @@ def migration_page(request: Request, job_id: str) -> Response:
 @router.post("/actions/migrations/{job_id}/{action}")
 async def migration_action(request: Request, job_id: str, action: str) -> Response:
     """Run one lifecycle action as the logged-in operator (CSRF-checked); audited."""
-    auth = _session_of(request)
-    if auth is None:
-        return HTMLResponse("log in first", status_code=401)
-    form = await _form(request)
-    if not app_signer(request.app.state).check_csrf(auth.nonce, form.get("csrf")):
-        return _render(
-            request,
-            "error.html",
-            {"title": "Form expired", "message": "Reload the page and try again."},
-            session=auth,
-            status_code=403,
-        )
-    if not auth.can_operate:
-        return _render(
-            request,
-            "error.html",
-            {
-                "title": "Not allowed",
-                "message": f"Migration actions need the operator role; token "
-                f"{auth.principal.name!r} has {auth.principal.role.value}.",
-            },
-            session=auth,
-            status_code=403,
-        )
+    gate = await operator_form(request, "Migration actions")
+    if isinstance(gate, Response):
+        return gate
+    auth, form = gate
     if action not in ACTIONS:
         return _render(
             request,

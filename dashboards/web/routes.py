@@ -682,14 +682,13 @@ def incident_page(request: Request, incident_id: str) -> Response:
 # -- actions -----------------------------------------------------------------
 
 
-@router.post("/actions/sources/{name}/poll")
-async def repoll_source(request: Request, name: str) -> Response:
-    """Have this replica poll `name` now (operator; CSRF-checked).
+async def operator_form(
+    request: Request, what: str
+) -> tuple[DashboardSession, dict[str, str]] | Response:
+    """The session and form of an operator action, or the answer refusing it.
 
-    Redirects to the overview with the outcome: `polled` (this replica holds
-    the lease and polls at once), `elsewhere` (another replica holds it; the
-    overview names that replica), `no-pollers` (this process runs none) or
-    `disabled`.
+    Every action form goes through here: a session (401), a valid CSRF token
+    bound to it (403) and the operator role (403), in that order.
     """
     auth = _session_of(request)
     if auth is None:
@@ -709,12 +708,28 @@ async def repoll_source(request: Request, name: str) -> Response:
             "error.html",
             {
                 "title": "Not allowed",
-                "message": f"Re-polling needs the operator role; token {auth.principal.name!r} "
+                "message": f"{what} needs the operator role; token {auth.principal.name!r} "
                 f"has {auth.principal.role.value}.",
             },
             session=auth,
             status_code=403,
         )
+    return auth, form
+
+
+@router.post("/actions/sources/{name}/poll")
+async def repoll_source(request: Request, name: str) -> Response:
+    """Have this replica poll `name` now (operator; CSRF-checked).
+
+    Redirects to the overview with the outcome: `polled` (this replica holds
+    the lease and polls at once), `elsewhere` (another replica holds it; the
+    overview names that replica), `no-pollers` (this process runs none) or
+    `disabled`.
+    """
+    gate = await operator_form(request, "Re-polling")
+    if isinstance(gate, Response):
+        return gate
+    auth, _form_fields = gate
     if name not in {s.name for s in _config(request).sources}:
         return _render(
             request,
