@@ -54,6 +54,7 @@ from gateway.merge import (
     fold_continues,
     tree_trace,
 )
+from gateway.store.bulk import bulk_insert, bulk_update
 from gateway.store.db import session_scope
 
 
@@ -158,9 +159,13 @@ def ingest_events(
     report.applied = len(fresh)
     report.duplicates = len(events) - len(fresh)
     if fresh:
-        _merge_runs(conn, source, fresh, now, report)
+        merged = _merge_runs(conn, source, fresh, now, report)
         # Same transaction: an incident is readable the moment its last event is.
-        correlate_batch(conn, report.run_ids, now=now)
+        known = {
+            run_id: (s.source, s.kind, s.job, s.state.value if s.state else "", s.parent_key)
+            for run_id, s in merged.items()
+        }
+        correlate_batch(conn, report.run_ids, now=now, known=known)
     if jobs:
         _upsert_jobs(conn, jobs, now)
         report.jobs = len(jobs)
@@ -226,9 +231,6 @@ class _Statements:
     seen: Any
     runs: Any
     trees: Any
-    run_insert: Any
-    run_update: Any
-    event_insert: Any
 
 
 @cache
@@ -248,9 +250,6 @@ def _statements() -> _Statements:
             run.c.trace_adopted,
         )
         .group_by(run.c.root_key),
-        run_insert=run.insert(),
-        run_update=_run_update(),
-        event_insert=run_event.insert(),
     )
 
 
@@ -263,7 +262,8 @@ def _unseen(conn: Connection, prepared: dict[str, _Prepared]) -> list[_Prepared]
 
 def _merge_runs(
     conn: Connection, source: str, fresh: list[_Prepared], now: datetime, report: IngestReport
-) -> None:
+) -> dict[str, Span]:
+    """Fold, place and write the batch's runs, events and refs; the merged spans."""
     statements = _statements()
     by_run: dict[str, list[_Prepared]] = defaultdict(list)
     for p in fresh:
@@ -296,22 +296,21 @@ def _merge_runs(
         row = span.row()
         row["updated_at"] = now
         if run_id in stored:
-            updated.append({f"b_{name}": value for name, value in row.items()})
+            updated.append(row)
         else:
             row["created_at"] = now
             created.append(row)
     # Plain INSERT/UPDATE rather than an upsert: the rows were read under the
-    # batch's lock, and generic statements stay in SQLAlchemy's compiled cache.
-    if created:
-        conn.execute(statements.run_insert, created)
-    if updated:
-        conn.execute(statements.run_update, updated)
+    # batch's lock. Through the driver's executemany (`gateway.store.bulk`).
+    dialect = conn.dialect.name
+    bulk_insert("run", RUN_INSERT_COLUMNS, dialect).run(conn, created)
+    bulk_update("run", "id", RUN_UPDATE_COLUMNS, dialect).run(conn, updated)
     report.runs_created, report.runs_updated = len(created), len(updated)
     report.run_ids = list(merged)
 
-    conn.execute(
-        statements.event_insert,
-        [
+    bulk_insert("run_event", EVENT_COLUMNS, dialect).run(
+        conn,
+        (
             {
                 "digest": p.digest,
                 "run_id": p.run_id,
@@ -323,7 +322,7 @@ def _merge_runs(
                 "payload": p.payload,
             }
             for p in fresh
-        ],
+        ),
     )
 
     refs: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
@@ -331,6 +330,7 @@ def _merge_runs(
         for ref in p.event.refs:
             refs[(ref.namespace, ref.value)][p.run_id] = source
     report.refs_created, report.links_created = write_refs_and_links(conn, refs, now=now)
+    return merged
 
 
 def _place_in_trees(
@@ -413,17 +413,18 @@ def _refold(
     return result
 
 
-def _run_update() -> Any:
-    run = table("run")
-    return (
-        run.update()
-        .where(run.c.id == sa.bindparam("b_id"))
-        .values({c.name: sa.bindparam(f"b_{c.name}") for c in run.columns if c.name in SPAN_SET})
-        .values(updated_at=sa.bindparam("b_updated_at"))
-    )
-
-
-SPAN_SET = frozenset(SPAN_COLUMNS) - {"id"}
+RUN_INSERT_COLUMNS = (*SPAN_COLUMNS, "created_at", "updated_at")
+RUN_UPDATE_COLUMNS = (*(c for c in SPAN_COLUMNS if c != "id"), "updated_at")
+EVENT_COLUMNS = (
+    "digest",
+    "run_id",
+    "source",
+    "state",
+    "attempt",
+    "observed_at",
+    "received_at",
+    "payload",
+)
 
 
 def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> None:
