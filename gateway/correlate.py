@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,21 +100,29 @@ def sort_at() -> Any:
     return sa.func.coalesce(run.c.started_at, run.c.observed_at)
 
 
+Light = tuple[str, str, str | None, str, str | None]  # source, kind, job, state, parent_key
+
+
 def correlate_batch(
-    conn: Connection, run_ids: Sequence[str], *, now: datetime | None = None
+    conn: Connection,
+    run_ids: Sequence[str],
+    *,
+    now: datetime | None = None,
+    known: Mapping[str, Light] | None = None,
 ) -> CorrelationReport:
     """Correlate the runs one batch touched (inside the batch's transaction).
 
     Most runs of a batch are successes of jobs in no flow and no incident: a
-    light read of their plain columns settles that, and only the rest (failures,
-    skips, flow members, awaited jobs) are read in full.
+    light view of their plain columns settles that, and only the rest (failures,
+    skips, flow members, awaited jobs) are read in full. Ingest passes that
+    view as `known` (the rows it has just written); without it they are read.
     """
     now = now or datetime.now(UTC)
     report = CorrelationReport()
     if not run_ids:
         return report
     parents: dict[str, str] = {}
-    light = _light(conn, run_ids, parents)
+    light = _light(conn, run_ids, parents, known)
     edges = flow_edges(conn)
     edge_jobs = {(e.up_source, e.up_job) for e in edges} | {
         (e.down_source, e.down_job) for e in edges
@@ -153,23 +161,35 @@ def correlate_batch(
 
 
 def _light(
-    conn: Connection, run_ids: Sequence[str], parents: dict[str, str]
+    conn: Connection,
+    run_ids: Sequence[str],
+    parents: dict[str, str],
+    known: Mapping[str, Light] | None,
 ) -> dict[str, tuple[str, str, str | None, str]]:
-    """id → (source, kind, job, state): plain strings, cheap to read for a whole batch.
+    """id → (source, kind, job, state): plain strings, cheap for a whole batch.
 
     Fills `parents` with id → parent_key for runs whose parent is an
     OpenLineage run id (a uuid), which may live in another source.
     """
-    run = table("run")
+    rows: Iterable[tuple[str, str, str, str | None, str, str | None]]
+    if known is not None:
+        rows = ((run_id, *known[run_id]) for run_id in run_ids)
+    else:
+        run = table("run")
+        rows = (
+            tuple(found)
+            for part in chunks(list(run_ids))
+            for found in conn.execute(
+                sa.select(
+                    run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state, run.c.parent_key
+                ).where(run.c.id.in_(part))
+            )
+        )
     out: dict[str, tuple[str, str, str | None, str]] = {}
-    for part in chunks(list(run_ids)):
-        query = sa.select(
-            run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state, run.c.parent_key
-        ).where(run.c.id.in_(part))
-        for run_id, source, kind, job, state, parent_key in conn.execute(query):
-            out[run_id] = (source, kind, job, state)
-            if parent_key and _UUID.fullmatch(parent_key):
-                parents[run_id] = parent_key.lower()
+    for run_id, source, kind, job, state, parent_key in rows:
+        out[run_id] = (source, kind, job, state)
+        if parent_key and _UUID.fullmatch(parent_key):
+            parents[run_id] = parent_key.lower()
     return out
 
 
