@@ -135,17 +135,19 @@ def create_app(
     app.state.sink = sink
 
     install_problem_handlers(app)
+    # Push routes first: they are the hot path (a ping per cron run), and
+    # routes are matched in order.
+    for name, adapter in pushing.items():
+        try:
+            app.include_router(adapter.routes(sink))
+        except Exception as exc:
+            raise SourceSetupError(name, f"its push routes failed to mount: {exc}") from exc
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows, migrations):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dashboard_router)
-    for name, adapter in pushing.items():
-        try:
-            app.include_router(adapter.routes(sink))
-        except Exception as exc:
-            raise SourceSetupError(name, f"its push routes failed to mount: {exc}") from exc
 
     # Added last = outermost: the cap applies before anything reads a body,
     # and metrics see every response, 413s included.
