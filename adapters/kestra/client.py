@@ -75,7 +75,11 @@ def _fold(value: Any) -> Any:
 def plain(obj: Any) -> Any:
     """JSON-shaped data from whatever the SDK returned (models, lists, dicts)."""
     if isinstance(obj, BaseModel):
-        return _fold(obj.model_dump(mode="json", by_alias=True, exclude_none=True))
+        # No serializer warnings: Kestra sends a flow's labels as a map or as a
+        # list of key/value pairs (its OpenAPI says both), the SDK types only
+        # the list, and the map is dumped unchanged either way.
+        dumped = obj.model_dump(mode="json", by_alias=True, exclude_none=True, warnings=False)
+        return _fold(dumped)
     if isinstance(obj, list):
         return [plain(v) for v in obj]
     return _fold(obj)
