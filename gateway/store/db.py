@@ -63,7 +63,18 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    # psycopg prepares a statement on its 5th run, and PostgreSQL may then keep
+    # one generic plan for the connection's life. Planned while the store was
+    # still small, that plan (a sequential scan) was kept as `run` grew and made
+    # ingest slow down with the store's size (bench/ingest.py: 2x slower per
+    # batch by 200k events, when autovacuum has not analysed the tables yet).
+    # Custom plans are made with the actual values and current table sizes.
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    options = connect_args.get("options") or parsed.query.get("options") or ""
+    if not isinstance(options, str):  # the URL named it more than once
+        options = " ".join(options)
+    connect_args["options"] = f"{options} -c plan_cache_mode=force_custom_plan".strip()
+    return create_engine(url, connect_args=connect_args, **kwargs)
 
 
 @contextmanager
