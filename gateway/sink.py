@@ -6,7 +6,9 @@ on many threads at once; each submit joins a queue, and one writer thread takes
 everything waiting, applies it through `gateway.ingest.ingest_events` (one call
 per source, so a thousand single-event pings become one bulk merge) and
 commits once. The commit, not the request count, is what a database pays for,
-so throughput grows with load instead of collapsing under it.
+so throughput grows with load instead of collapsing under it. Under load
+(the last group held several submits) the writer lingers `LINGER_S` for more
+before it writes, so that each commit carries more.
 
 Errors stay with their submitter: a refused submit (wrong source) is raised in
 the caller before it joins the queue, and if a group's transaction fails, each
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -29,6 +32,12 @@ from gateway.contract import JobSpec, RunEvent
 from gateway.ingest import check_batch, ingest_events
 
 MAX_GROUP_EVENTS = 5000
+# Once pushes arrive together, a group waits this long for more before it is
+# written: a commit's fixed cost (its reads, its WAL pages, the commit itself)
+# is then shared by more pushes. bench/ping.py: 22 -> 38 pings per commit and
+# about a quarter less server CPU per ping. A push that arrives alone (the
+# last group held one submit) is written at once.
+LINGER_S = 0.002
 
 
 class SinkClosed(RuntimeError):
@@ -52,9 +61,16 @@ _STOP = object()
 class GroupCommitSink:
     """Batches concurrent submitters into one transaction; returns once committed."""
 
-    def __init__(self, engine: Engine, *, max_group_events: int = MAX_GROUP_EVENTS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_group_events: int = MAX_GROUP_EVENTS,
+        linger_s: float = LINGER_S,
+    ) -> None:
         self._engine = engine
         self._max_group_events = max_group_events
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[_Submit | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -110,6 +126,7 @@ class GroupCommitSink:
 
     def _run(self) -> None:
         stopping = False
+        together = False  # did the last group hold more than one submit?
         while not stopping:
             first = self._queue.get()
             if not isinstance(first, _Submit):
@@ -117,11 +134,18 @@ class GroupCommitSink:
             _take(first)
             group = [first]
             size = len(group[0].events)
+            linger_until = time.monotonic() + (self._linger_s if together else 0.0)
             while size < self._max_group_events:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    wait = linger_until - time.monotonic()
+                    if wait <= 0:
+                        break
+                    try:
+                        more = self._queue.get(timeout=wait)
+                    except queue.Empty:
+                        break
                 if more is _STOP:
                     stopping = True  # finish this group, then stop: close() drains
                     break
@@ -129,6 +153,7 @@ class GroupCommitSink:
                 _take(more)
                 group.append(more)
                 size += len(more.events)
+            together = len(group) > 1
             self._commit(group)
 
     def _commit(self, group: list[_Submit]) -> None:

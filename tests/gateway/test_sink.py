@@ -124,3 +124,24 @@ def test_close_drains_queued_submits_and_refuses_new_ones(engine: Engine) -> Non
     assert count(engine, "run") == 10
     with pytest.raises(SinkClosed):
         sink.submit("cron-a", [ping("cron-a", 11)])
+
+
+def test_under_load_a_group_waits_for_company_and_a_lone_submit_does_not(
+    sqlite_engine: Engine,
+) -> None:
+    with GroupCommitSink(sqlite_engine, linger_s=1.0) as sink:
+        # Alone: written at once, no linger (a fresh sink has seen no crowd).
+        started = time.monotonic()
+        sink.submit("s", [ping("s", 0)])
+        assert time.monotonic() - started < 1.0
+        # A burst: its last group holds several submits, so the next one lingers.
+        for f in [sink.enqueue("s", [ping("s", n)]) for n in range(1, 21)]:
+            f.result(timeout=30)
+        before = sink.groups_committed
+        first = sink.enqueue("s", [ping("s", 21)])
+        time.sleep(0.05)
+        second = sink.enqueue("s", [ping("s", 22)])
+        first.result(timeout=30)
+        second.result(timeout=30)
+        assert sink.groups_committed - before == 1  # both rode one commit
+    assert count(sqlite_engine, "run") == 23
