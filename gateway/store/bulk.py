@@ -2,8 +2,9 @@
 
 SQLAlchemy's `execute(insert, [dict, ...])` runs every value of every row
 through its type processors and builds an execution context per call; on a
-1,000-event batch that is a large share of ingest's CPU. `BulkWrite` compiles
-one plain statement per table and dialect, converts each row's values with one
+1,000-event batch that is a large share of ingest's CPU. `BulkWrite` has
+SQLAlchemy compile the statement once per table and dialect (positional
+parameters, no RETURNING), converts each row's values with one
 function per column chosen from the column's type (the same conversions the
 types make: `UTCDateTime` to naive UTC text on SQLite and aware UTC on
 PostgreSQL, JSON to text on SQLite and `Jsonb` on PostgreSQL), and hands the
@@ -17,7 +18,8 @@ paths row for row on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -62,7 +64,7 @@ def _pg_json(value: Any) -> Any:
     return None if value is None else Jsonb(value)
 
 
-def _converter(column: sa.Column[Any], dialect: str) -> Convert:
+def _converter(column: sa.ColumnElement[Any], dialect: str) -> Convert:
     kind = column.type
     if isinstance(kind, UTCDateTime):
         return _sqlite_time if dialect == "sqlite" else _pg_time
@@ -72,16 +74,35 @@ def _converter(column: sa.Column[Any], dialect: str) -> Convert:
 
 
 class BulkWrite:
-    """One compiled INSERT or UPDATE-by-key of named columns, run by `executemany`."""
+    """One compiled statement and its parameters' order, run by `executemany`.
 
-    def __init__(self, sql: str, columns: Sequence[sa.Column[Any]], dialect: str) -> None:
-        self.sql = sql
-        self.names = tuple(c.name for c in columns)
-        self.converters = tuple(_converter(c, dialect) for c in columns)
+    `sql` is SQLAlchemy's own compilation of the statement for the dialect,
+    with positional parameters; `order` names the row keys that fill them.
+    """
+
+    def __init__(self, statement: Any, dialect: str, column_of: Mapping[str, str]) -> None:
+        compiled = statement.compile(
+            dialect=_positional_dialect(dialect),
+            column_keys=list(column_of) if isinstance(statement, sa.Insert) else None,
+            for_executemany=True,
+        )
+        self.sql = str(compiled)
+        target = statement.table
+        self.order = tuple(column_of[name] for name in compiled.positiontup or ())
+        self.converters = tuple(_converter(target.c[key], dialect) for key in self.order)
+        getter = operator.itemgetter(*self.order)
+        self._get = getter if len(self.order) > 1 else (lambda row: (getter(row),))
+        self._convert = [(i, c) for i, c in enumerate(self.converters) if c is not None]
 
     def rows(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        pairs = tuple(zip(self.names, self.converters, strict=True))
-        return [tuple(row[n] if c is None else c(row[n]) for n, c in pairs) for row in rows]
+        get, convert = self._get, self._convert
+        out = []
+        for row in rows:
+            values = list(get(row))
+            for i, c in convert:
+                values[i] = c(values[i])
+            out.append(tuple(values))
+        return out
 
     def run(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         params = self.rows(rows)
@@ -89,31 +110,37 @@ class BulkWrite:
             conn.exec_driver_sql(self.sql, params)
 
 
-def _quote(name: str) -> str:
-    # Every identifier quoted: `key` is a keyword to SQLite.
-    return f'"{name}"'
+@cache
+def _positional_dialect(name: str) -> sa.Dialect:
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+        return SQLiteDialect_pysqlite()  # qmark
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    return PGDialect_psycopg(paramstyle="format")
 
 
 @cache
 def bulk_insert(table: str, columns: tuple[str, ...], dialect: str) -> BulkWrite:
-    """`INSERT INTO table (columns) VALUES (...)` for `executemany`."""
-    target = SQLModel.metadata.tables[table]
-    cols = [target.c[name] for name in columns]
-    mark = "?" if dialect == "sqlite" else "%s"
-    names = ", ".join(_quote(c.name) for c in cols)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(cols))})"
-    return BulkWrite(sql, cols, dialect)
+    """`INSERT INTO table (columns) VALUES (...)`, one row per mapping of those keys."""
+    return BulkWrite(_table(table).insert(), dialect, {name: name for name in columns})
 
 
 @cache
 def bulk_update(table: str, key: str, columns: tuple[str, ...], dialect: str) -> BulkWrite:
-    """`UPDATE table SET columns... WHERE key = ?` for `executemany` (key comes last)."""
-    target = SQLModel.metadata.tables[table]
-    cols = [target.c[name] for name in columns]
-    mark = "?" if dialect == "sqlite" else "%s"
-    sets = ", ".join(f"{_quote(c.name)} = {mark}" for c in cols)
-    sql = f"UPDATE {table} SET {sets} WHERE {_quote(key)} = {mark}"
-    return BulkWrite(sql, [*cols, target.c[key]], dialect)
+    """`UPDATE table SET columns WHERE key = ...`, one row per mapping of key and columns."""
+    target = _table(table)
+    statement = (
+        target.update()
+        .where(target.c[key] == sa.bindparam(f"b_{key}"))
+        .values({name: sa.bindparam(f"b_{name}") for name in columns})
+    )
+    return BulkWrite(statement, dialect, {f"b_{name}": name for name in (*columns, key)})
+
+
+def _table(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
 
 
 __all__ = ["BulkWrite", "bulk_insert", "bulk_update"]

@@ -51,6 +51,10 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("gateway/flows.py", "SELECT pg_advisory_xact_lock(1398341888, 7)"): (
         "constant statement; fixed advisory-lock key, no values"
     ),
+    ("gateway/store/bulk.py", "<Attribute>"): (
+        "SQLAlchemy's own compilation of an insert()/update() construct of a model table;"
+        " every value is a positional bound parameter of executemany"
+    ),
     ("gateway/migrations/versions/0002_run_sort_indexes.py", "<name: p>"): (
         "index expression from the module constant _SORT (column names only), not user input"
     ),
