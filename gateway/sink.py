@@ -18,6 +18,8 @@ of its submits is retried alone so that only the bad one sees the error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -53,6 +55,9 @@ class _Submit:
     # False once its submitter stopped waiting (a cancelled future): the events
     # are still written, there is just nobody to tell.
     waited: bool = True
+    # Set by `commit_async`: the submitter's loop and the future it awaits.
+    loop: asyncio.AbstractEventLoop | None = None
+    awaited: asyncio.Future[None] | None = None
 
 
 _STOP = object()
@@ -103,11 +108,34 @@ class GroupCommitSink:
         """
         check_batch(source, events, jobs)
         item = _Submit(source, list(events), list(jobs))
+        self._put(item)
+        return item.done
+
+    def _put(self, item: _Submit) -> None:
         with self._close_lock:
             if self._closed:
-                raise SinkClosed(f"{source}: the event sink is closed")
+                raise SinkClosed(f"{item.source}: the event sink is closed")
             self._queue.put(item)
-        return item.done
+
+    def commit_async(
+        self,
+        source: str,
+        events: Sequence[RunEvent],
+        *,
+        jobs: Sequence[JobSpec] = (),
+    ) -> asyncio.Future[None]:
+        """`enqueue` for a caller on a running event loop: await the result.
+
+        The writer settles every such future of a group that shares a loop
+        with one `call_soon_threadsafe`, rather than waking the loop once per
+        submit as `asyncio.wrap_future(enqueue(...))` would.
+        """
+        loop = asyncio.get_running_loop()
+        awaited: asyncio.Future[None] = loop.create_future()
+        check_batch(source, events, jobs)
+        item = _Submit(source, list(events), list(jobs), loop=loop, awaited=awaited)
+        self._put(item)
+        return awaited
 
     def close(self) -> None:
         """Refuse new submits, commit everything already queued, stop the writer."""
@@ -161,16 +189,13 @@ class GroupCommitSink:
             self._write(group)
         except Exception as exc:
             if len(group) == 1:
-                if group[0].waited:
-                    group[0].done.set_exception(exc)
+                _settle(group, exc)
                 return
             # One bad submit must not fail the others: retry each on its own.
             for item in group:
                 self._commit([item])
             return
-        for item in group:
-            if item.waited:
-                item.done.set_result(None)
+        _settle(group, None)
 
     def _write(self, group: list[_Submit]) -> None:
         by_source: dict[str, tuple[list[RunEvent], list[JobSpec]]] = defaultdict(lambda: ([], []))
@@ -188,7 +213,35 @@ class GroupCommitSink:
 
 def _take(item: _Submit) -> None:
     # From here on the submitter can no longer cancel: its result will be set.
-    item.waited = item.done.set_running_or_notify_cancel()
+    if item.awaited is None:
+        item.waited = item.done.set_running_or_notify_cancel()
+
+
+def _settle(group: list[_Submit], error: BaseException | None) -> None:
+    """Tell each submitter: thread futures directly, each loop's futures in one call."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = defaultdict(list)
+    for item in group:
+        if item.loop is not None and item.awaited is not None:
+            by_loop[item.loop].append(item.awaited)
+        elif item.waited:
+            if error is None:
+                item.done.set_result(None)
+            else:
+                item.done.set_exception(error)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, futures, error)
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    # On the submitters' loop. A future whose request went away is cancelled.
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 __all__ = ["MAX_GROUP_EVENTS", "GroupCommitSink", "SinkClosed"]
