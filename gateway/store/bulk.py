@@ -21,7 +21,7 @@ import json
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from gateway.store.types import UTCDateTime
 Convert = Callable[[Any], Any] | None
 
 
+@lru_cache(maxsize=8192)  # a batch repeats its times (now, observed, started...)
 def _sqlite_time(value: datetime | None) -> str | None:
     # SQLAlchemy's SQLite DATETIME storage format ("2026-11-26 03:04:05.000000"),
     # of the naive UTC time `UTCDateTime` hands it.
