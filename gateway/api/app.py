@@ -17,9 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
+from starlette.routing import Route
 
 from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.hot_routes import HotRoutes
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
 from gateway.api.problems import install_problem_handlers
 from gateway.api.routes import (
@@ -136,12 +138,16 @@ def create_app(
 
     install_problem_handlers(app)
     # Push routes first: they are the hot path (a ping per cron run), and
-    # routes are matched in order.
+    # routes are matched in order. Their plain Starlette routes are also served
+    # ahead of the router (`HotRoutes`, below).
+    hot: list[Route] = []
     for name, adapter in pushing.items():
         try:
-            app.include_router(adapter.routes(sink))
+            pushed = adapter.routes(sink)
+            app.include_router(pushed)
         except Exception as exc:
             raise SourceSetupError(name, f"its push routes failed to mount: {exc}") from exc
+        hot.extend(r for r in pushed.routes if type(r) is Route)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows, migrations):
@@ -151,6 +157,8 @@ def create_app(
 
     # Added last = outermost: the cap applies before anything reads a body,
     # and metrics see every response, 413s included.
+    if hot:
+        app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -1,0 +1,41 @@
+"""Serve a few plain routes ahead of FastAPI's router: the per-run push endpoints.
+
+A Healthchecks ping arrives once per cron run, often thousands a minute, and
+needs none of FastAPI's machinery (no dependencies, no request model, no
+OpenAPI entry). Push adapters declare such endpoints as plain Starlette
+`Route`s; `create_app` mounts them twice: in the router as usual, and here,
+inside the metrics and body-limit middleware but before the exception
+middleware and the router. A full match is handled here; anything else (a
+wrong method, another path) goes on to the app, whose router answers it as
+it would have. Unexpected errors still reach the app's 500 handler, which sits
+outside every user middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[Route]) -> None:
+        self.app = app
+        self.routes = list(routes)
+        # The literal start of each path ("/ping/"): most requests skip the regexes.
+        self.prefixes = tuple({r.path.split("{", 1)[0] for r in self.routes})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(self.prefixes):
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    scope["route"] = route  # what the metrics label the request with
+                    await route.handle(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+__all__ = ["HotRoutes"]
