@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -119,18 +120,26 @@ def load_failures(engine: Engine, source: str) -> tuple[int, datetime | None]:
     return int(row.consecutive_failures or 0), row.last_success_at
 
 
+@cache
+def _upsert_row(dialect: str, update: tuple[str, ...]) -> Any:
+    """The upsert of a source row (its columns are the parameters'), built once.
+
+    `record_success` runs in every poll's transaction: a statement built
+    afresh each time cost its construction and SQLAlchemy's cache-key walk,
+    about a millisecond of the write lock per cycle.
+    """
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(_SOURCE)
+    return stmt.on_conflict_do_update(
+        index_elements=[_SOURCE.c.name], set_={k: stmt.excluded[k] for k in update}
+    )
+
+
 def _write(bind: Engine | Connection, values: dict[str, Any], update: list[str]) -> None:
     if isinstance(bind, Engine):
         with bind.begin() as conn:
             _write(conn, values, update)
         return
-    stmt = _upsert(bind).values(**values)
-    bind.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[_SOURCE.c.name],
-            set_={k: getattr(stmt.excluded, k) for k in update},
-        )
-    )
+    bind.execute(_upsert_row(bind.dialect.name, tuple(update)), values)
 
 
 def record_success(

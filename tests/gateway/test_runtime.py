@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config, parse_config
-from gateway.contract import SourceError
+from gateway.contract import JobSpec, SourceError
+from gateway.ingest import apply_batch
 from gateway.runtime import Runtime, poll_once, source_statuses
 from gateway.runtime.housekeeping import HOUSEKEEPING_LEASE, HousekeepingTask
-from gateway.runtime.poller import backoff_s, read_cursor
+from gateway.runtime.poller import Committed, backoff_s, read_cursor
 from gateway.store.models import Job, Lease, Run, RunEventRow, SourceRow
 from tests.fakes.scripted_adapter import ScriptedAdapter, scripted_kind_registered
 
@@ -113,6 +114,65 @@ def test_fenced_poll_once_without_the_lease_writes_nothing(engine: Engine) -> No
         poll_once(engine, adapter, lease=("src", "me"))
     assert read_cursor(engine, "src") is None
     assert count(engine, RunEventRow) == 0
+
+
+def test_poll_once_with_committed_state_writes_only_the_jobs_that_changed(
+    engine: Engine,
+) -> None:
+    class Renamed(ScriptedAdapter):
+        job_name = "nightly"
+
+        def discover(self) -> list[JobSpec]:
+            return [
+                JobSpec(source=self.name, key="etl", kind="job", name=self.job_name),
+                JobSpec(source=self.name, key="steady", kind="job", name="steady"),
+            ]
+
+    adapter = Renamed("src", available=2)
+    committed = Committed()
+    assert poll_once(engine, adapter, committed=committed).jobs == 2
+    assert poll_once(engine, adapter, committed=committed).jobs == 0
+    adapter.job_name = "nightly v2"
+    assert poll_once(engine, adapter, committed=committed).jobs == 1
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.select(Job.__table__.c.key, Job.__table__.c.name)).all())  # type: ignore[attr-defined]
+    assert names == {"etl": "nightly v2", "steady": "steady"}
+    # Forgotten (the lease was regained): everything is written again.
+    committed.forget()
+    assert poll_once(engine, adapter, committed=committed).jobs == 2
+
+
+def test_poll_once_starts_from_the_committed_cursor_until_it_is_forgotten(
+    engine: Engine,
+) -> None:
+    adapter = ScriptedAdapter("src", available=4)
+    committed = Committed()
+    poll_once(engine, adapter, discover=False, committed=committed)
+    # Another writer moves the stored cursor: a holder of the lease would not,
+    # so the poller trusts what it committed until it forgets it.
+    apply_batch(engine, "src", [], cursor="2")
+    poll_once(engine, adapter, discover=False, committed=committed)
+    assert read_cursor(engine, "src") == "4"
+    apply_batch(engine, "src", [], cursor="2")
+    committed.forget()
+    poll_once(engine, adapter, discover=False, committed=committed)
+    assert adapter.cursors_seen == [None, "4", "2"]
+
+
+def test_a_failed_cycle_makes_the_poller_read_the_stored_cursor_again(
+    scripted_kind: None, engine: Engine
+) -> None:
+    config = make_config("src", interval="1h", lease_ttl="1h")
+    adapter = ScriptedAdapter("src", available=2)
+    with Runtime(config, engine, adapters={"src": adapter}, housekeeping=[]) as rt:
+        assert wait_until(lambda: read_cursor(engine, "src") == "2")
+        adapter.fail(times=1, message="HTTP 503")
+        assert rt.poll_now("src")
+        assert wait_until(lambda: source_row(engine, "src").consecutive_failures == 1)
+        apply_batch(engine, "src", [], cursor="1")
+        assert rt.poll_now("src")
+        assert wait_until(lambda: source_row(engine, "src").consecutive_failures == 0)
+    assert adapter.cursors_seen[-1] == "1"
 
 
 # -- backoff and status rules (pure) -----------------------------------------
