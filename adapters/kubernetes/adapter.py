@@ -147,6 +147,11 @@ class KubernetesAdapter:
         self._evidence: OrderedDict[tuple[str, str, str], list[dict[str, Any]]] = OrderedDict()
         self._attempts: dict[str, dict[str, int]] = {}
         self._finished_jobs: OrderedDict[str, None] = OrderedDict()
+        # Discovery as of the last `_discovery()`, by (resource, namespace,
+        # name), and the CronJobs and Jobs that changed since: only those are
+        # translated again.
+        self._specs: dict[tuple[str, str, str], JobSpec] = {}
+        self._stale: set[tuple[str, str, str]] = set()
 
     # --- configuration ------------------------------------------------------
 
@@ -362,13 +367,11 @@ class KubernetesAdapter:
             items, key=lambda o: str((o.get("metadata") or {}).get("creationTimestamp"))
         ):
             key = _key(obj)
-            if spec.resource == "jobs":
-                self._jobs[key] = obj
+            if spec.resource in ("jobs", "cronjobs"):
+                self._hold(spec.resource, key, obj)
             elif spec.resource == "pods":
                 self._pods[key] = obj
                 self._attempt(obj)
-            elif spec.resource == "cronjobs":
-                self._cronjobs[key] = obj
             if spec.resource != "events":
                 members.add(key)
 
@@ -440,10 +443,7 @@ class KubernetesAdapter:
         if spec.resource == "pods":
             return self._apply_pod(obj, key, observed, deleted=deleted)
         if spec.resource == "cronjobs":
-            if deleted:
-                self._cronjobs.pop(key, None)
-            else:
-                self._cronjobs[key] = obj
+            self._hold("cronjobs", key, None if deleted else obj)
             self._discovery_dirty = True
             return []
         return self._apply_event(obj, observed)
@@ -465,17 +465,24 @@ class KubernetesAdapter:
             deleted=deleted and not unseen,
         )
         uid = str((obj.get("metadata") or {}).get("uid") or "")
+        self._hold("jobs", key, None if deleted else obj)
         if deleted:
-            self._jobs.pop(key, None)
             self._evidence.pop(("Job", *key), None)
             self._attempts.pop(uid, None)
             if event.state.terminal:
                 self._finished_jobs[uid] = None
             while len(self._finished_jobs) > MAX_TRACKED:
                 self._finished_jobs.popitem(last=False)
-        else:
-            self._jobs[key] = obj
         return [event]
+
+    def _hold(self, resource: str, key: tuple[str, str], obj: Obj | None) -> None:
+        """Keep the newest copy of a Job or CronJob (None: it is gone)."""
+        table = self._jobs if resource == "jobs" else self._cronjobs
+        if obj is None:
+            table.pop(key, None)
+        else:
+            table[key] = obj
+        self._stale.add((resource, *key))
 
     def _attempt(self, pod: Obj) -> int:
         job_uid = normalize.pod_job_uid(pod)
@@ -556,13 +563,29 @@ class KubernetesAdapter:
         return normalize.cronjob_spec(obj, source=self.name, default_timezone=self.default_timezone)
 
     def _discovery(self) -> list[JobSpec]:
-        specs = [self._cronjob_spec(o) for _, o in sorted(self._cronjobs.items())]
-        specs += [
-            normalize.standalone_job_spec(o, source=self.name)
-            for _, o in sorted(self._jobs.items())
-            if normalize.cronjob_owner(o) is None
-        ]
-        return specs
+        """Every CronJob and standalone Job as a spec; callers hold the lock.
+
+        It runs under the lock the watch threads need, every few intervals,
+        over every Job the cluster keeps: translating only what changed since
+        the last discovery keeps it from growing with the cluster.
+        """
+        for where in self._stale:
+            resource, ns, name = where
+            obj = (self._jobs if resource == "jobs" else self._cronjobs).get((ns, name))
+            spec = None if obj is None else self._spec_of(resource, obj)
+            if spec is None:
+                self._specs.pop(where, None)
+            else:
+                self._specs[where] = spec
+        self._stale.clear()
+        return list(self._specs.values())
+
+    def _spec_of(self, resource: str, obj: Obj) -> JobSpec | None:
+        if resource == "cronjobs":
+            return self._cronjob_spec(obj)
+        if normalize.cronjob_owner(obj) is None:
+            return normalize.standalone_job_spec(obj, source=self.name)
+        return None  # a CronJob's Job: its CronJob is the job
 
 
 def create(config: SourceConfig) -> KubernetesAdapter:

@@ -135,6 +135,27 @@ def test_discover_from_the_watch_cache_matches_a_fresh_listing(
     assert "job/batch/adhoc" in {s.key for s in watching.discover()}
 
 
+def test_rediscovery_translates_only_the_jobs_that_changed(
+    cluster: Cluster, make_adapter: Callable[..., KubernetesAdapter]
+) -> None:
+    adapter = make_adapter()
+    Reader(adapter).poll()
+    cluster.create_job("batch", "steady")
+    held = cluster.create_job("batch", "held")
+    _settle(adapter, cluster.store.resource_version)
+    before = {s.key: s for s in adapter.discover()}
+    current = cluster.store.get("jobs", "batch", "held")
+    current["spec"]["suspend"] = True
+    cluster.store.update("jobs", current)
+    _settle(adapter, cluster.store.resource_version)
+    after = {s.key: s for s in adapter.discover()}
+    assert after.keys() == before.keys() == {"job/batch/steady", "job/batch/held"}
+    # The untouched Job's spec is the one already made; the changed one is new.
+    assert after["job/batch/steady"] is before["job/batch/steady"]
+    assert not before["job/batch/held"].paused and after["job/batch/held"].paused
+    assert after["job/batch/held"].definition["metadata"]["uid"] == held["metadata"]["uid"]
+
+
 def test_buffered_events_wake_the_poller(
     cluster: Cluster, make_adapter: Callable[..., KubernetesAdapter]
 ) -> None:
