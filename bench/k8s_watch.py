@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,9 @@ def main() -> int:
                     source=SOURCE,
                     kind="run",
                     state="succeeded",
-                    since=(since - timedelta(seconds=1)).isoformat(),
+                    # A Job run's start is the Job's status.startTime, the
+                    # very value the driver reported: `since` is exact.
+                    since=since.isoformat(),
                 )
                 now = time.monotonic()
                 looks.append((now - asked) * 1000)
