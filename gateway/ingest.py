@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from gateway.contract import JobSpec, RunEvent, job_id_for, span_id_for
 from gateway.correlate import correlate_batch
-from gateway.links import chunks, dialect_insert, table, write_refs_and_links
+from gateway.links import chunks, dialect_insert, padded, table, write_refs_and_links
 from gateway.merge import (
     SPAN_COLUMNS,
     Span,
@@ -256,7 +256,7 @@ def _statements() -> _Statements:
 def _unseen(conn: Connection, prepared: dict[str, _Prepared]) -> list[_Prepared]:
     seen: set[str] = set()
     for part in chunks(list(prepared)):
-        seen.update(conn.scalars(_statements().seen, {"digests": part}))
+        seen.update(conn.scalars(_statements().seen, {"digests": padded(part)}))
     return [p for digest, p in prepared.items() if digest not in seen]
 
 
@@ -271,7 +271,7 @@ def _merge_runs(
 
     stored: dict[str, Span] = {}
     for part in chunks(list(by_run)):
-        for found in conn.execute(statements.runs, {"ids": part}).mappings():
+        for found in conn.execute(statements.runs, {"ids": padded(part)}).mappings():
             stored[found["id"]] = Span.from_row(dict(found))
 
     merged: dict[str, Span] = {}
@@ -372,7 +372,7 @@ def _place_in_trees(
     unknown = [root_key for root_key in spans_of if root_key not in known]
     for part in chunks(unknown):
         for root_key, trace_id in conn.execute(
-            _statements().trees, {"source": source, "roots": part}
+            _statements().trees, {"source": source, "roots": padded(part)}
         ):
             adopted_before[root_key] = trace_id
             candidates[root_key].add(trace_id)
@@ -400,7 +400,7 @@ def _refold(
     logs: dict[str, list[tuple[datetime, str, RunEvent]]] = defaultdict(list)
     for part in chunks(late):
         query = sa.select(run_event.c.run_id, run_event.c.digest, run_event.c.payload).where(
-            run_event.c.run_id.in_(part)
+            run_event.c.run_id.in_(padded(part))
         )
         for run_id, digest, payload in conn.execute(query):
             event = RunEvent.model_validate(payload)
@@ -457,7 +457,7 @@ def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> No
             "updated_at": now,
         }
     for part in chunks(list(rows)):
-        query = sa.select(job.c.id, job.c.spec_digest).where(job.c.id.in_(part))
+        query = sa.select(job.c.id, job.c.spec_digest).where(job.c.id.in_(padded(part)))
         for job_id, digest in conn.execute(query):
             if digest is not None and digest == rows[job_id]["spec_digest"]:
                 del rows[job_id]

@@ -49,6 +49,24 @@ def chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+# The sizes an IN list is rounded up to (see `padded`).
+IN_SIZES = (16, 64, 256, IN_CHUNK)
+
+
+def padded(values: list[Any]) -> list[Any]:
+    """An IN list (one chunk) made up to the next of a few sizes by repeating its last value.
+
+    An expanding IN renders one placeholder per value, so every batch size was a
+    new statement text: PostgreSQL parses it afresh and psycopg splits it
+    afresh (its query cache is keyed by text). Four sizes keep the texts few;
+    a repeated value changes nothing an IN matches.
+    """
+    if not values:
+        return values
+    size = next((n for n in IN_SIZES if n >= len(values)), len(values))
+    return values + [values[-1]] * (size - len(values))
+
+
 def relation_for(namespace: str) -> str:
     return f"ref:{namespace}"[:RELATION_CHARS]
 
@@ -75,7 +93,7 @@ def write_refs_and_links(
         query = (
             sa.select(run_ref.c.namespace, run_ref.c.value, run_ref.c.run_id, run.c.source)
             .select_from(run_ref.outerjoin(run, run.c.id == run_ref.c.run_id))
-            .where(sa.tuple_(run_ref.c.namespace, run_ref.c.value).in_(part))
+            .where(sa.tuple_(run_ref.c.namespace, run_ref.c.value).in_(padded(part)))
         )
         for namespace, value, run_id, source in conn.execute(query):
             holders[(namespace, value)][run_id] = source or ""
@@ -144,7 +162,7 @@ def _keep_least_evidence(
     for part in chunks(list(links)):
         query = sa.select(
             link.c.id, link.c.from_run_id, link.c.to_run_id, link.c.relation, link.c.evidence
-        ).where(key.in_(part), link.c.strength == LinkStrength.exact.value)
+        ).where(key.in_(padded(part)), link.c.strength == LinkStrength.exact.value)
         existing.extend(conn.execute(query).all())
     for link_id, from_id, to_id, relation, evidence in existing:
         wanted = links.pop((from_id, to_id, relation))
