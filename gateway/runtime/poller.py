@@ -275,12 +275,14 @@ class SourcePoller:
 
     def _source_has_events(self) -> None:
         """The adapter's wake-up callback (any thread): poll without waiting."""
+        if self._source_ready:
+            # Already known: `_step` has timed the next cycle by the flag. A
+            # busy stream calls this per change; waking the poller for each
+            # only to have it wait out the gap again cost the watch threads
+            # the GIL and a lock round trip every time.
+            return
         self._source_ready = True
-        # A busy stream calls this per change; the flag is what `_step` reads,
-        # so an Event already set (the poller not yet past its wait) needs no
-        # second set and its lock round trip.
-        if not self.wake.is_set():
-            self.wake.set()
+        self.wake.set()
 
     def request_poll(self) -> None:
         """Poll as soon as possible, once (any thread); see the module docstring."""

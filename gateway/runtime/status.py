@@ -121,13 +121,16 @@ def load_failures(engine: Engine, source: str) -> tuple[int, datetime | None]:
 
 
 @cache
-def _upsert_row(dialect: str, update: tuple[str, ...]) -> Any:
-    """The upsert of a source row (its columns are the parameters'), built once.
+def _update_row(update: tuple[str, ...]) -> Any:
+    return (
+        _SOURCE.update()
+        .where(_SOURCE.c.name == sa.bindparam("b_name"))
+        .values({k: sa.bindparam(f"b_{k}") for k in update})
+    )
 
-    `record_success` runs in every poll's transaction: a statement built
-    afresh each time cost its construction and SQLAlchemy's cache-key walk,
-    about a millisecond of the write lock per cycle.
-    """
+
+@cache
+def _upsert_row(dialect: str, update: tuple[str, ...]) -> Any:
     stmt = (postgresql if dialect == "postgresql" else sqlite).insert(_SOURCE)
     return stmt.on_conflict_do_update(
         index_elements=[_SOURCE.c.name], set_={k: stmt.excluded[k] for k in update}
@@ -135,11 +138,22 @@ def _upsert_row(dialect: str, update: tuple[str, ...]) -> Any:
 
 
 def _write(bind: Engine | Connection, values: dict[str, Any], update: list[str]) -> None:
+    """Update the source's row, inserting it if it has none yet.
+
+    `record_success` runs in every poll's transaction, under the write lock.
+    SQLAlchemy cannot cache the compiled form of an upsert, so compiling one
+    each time cost about a millisecond per cycle; the row almost always
+    exists (`register_sources`), and a plain UPDATE, built once, is cached.
+    """
     if isinstance(bind, Engine):
         with bind.begin() as conn:
             _write(conn, values, update)
         return
-    bind.execute(_upsert_row(bind.dialect.name, tuple(update)), values)
+    changed = bind.execute(
+        _update_row(tuple(update)), {f"b_{k}": v for k, v in values.items()}
+    ).rowcount
+    if changed == 0:
+        bind.execute(_upsert_row(bind.dialect.name, tuple(update)), values)
 
 
 def record_success(
