@@ -141,6 +141,26 @@ def _aware(name: str, v: datetime | None) -> datetime | None:
     return v
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _surely_small(attributes: dict[str, Any]) -> bool:
+    """True when flat scalar attributes cannot encode past the limit, without encoding.
+
+    A character encodes to at most 6 (`\\uXXXX`), a number or literal to at most
+    its repr, so this bound is safe; most events (a ping, a state change) pass it.
+    """
+    bound = 2
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not isinstance(value, _SCALARS):
+            return False
+        text = value if isinstance(value, str) else repr(value)
+        bound += 6 * (len(key) + len(text)) + 6
+        if bound > MAX_ATTRIBUTES_BYTES:
+            return False
+    return True
+
+
 class RunEvent(BaseModel):
     """One observation of one run, task or try in one source.
 
@@ -180,6 +200,8 @@ class RunEvent(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _attributes_bounded(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if _surely_small(v):
+            return v
         try:
             size = len(json.dumps(v, default=str, separators=(",", ":")))
         except (TypeError, ValueError) as exc:  # pragma: no cover - pydantic gives JSON types

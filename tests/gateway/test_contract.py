@@ -79,3 +79,23 @@ def test_registry_names_installed_kinds_and_rejects_unknown() -> None:
     assert "airflow" in adapter_kinds()
     with pytest.raises(UnknownAdapterKind, match="no adapter of kind 'nope'"):
         load_adapter_factory("nope")
+
+
+def test_attributes_over_the_encoded_limit_are_refused_whatever_their_shape() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from gateway.contract import MAX_ATTRIBUTES_BYTES, RunEvent, State
+
+    at = datetime(2026, 11, 26, tzinfo=UTC)
+    flat_ok = {"a": "x" * (MAX_ATTRIBUTES_BYTES - 100)}
+    assert RunEvent(source="s", key="k", state=State.running, observed_at=at, attributes=flat_ok)
+    # Escapes count: 12,000 control characters encode to 72,000 bytes.
+    escaped = {"a": "\x01" * 12_000}
+    nested = {"a": ["y" * 40_000, "z" * 40_000]}
+    for attributes in (escaped, nested, {"a": "x" * MAX_ATTRIBUTES_BYTES}):
+        with pytest.raises(ValidationError, match="the limit is"):
+            RunEvent(
+                source="s", key="k", state=State.running, observed_at=at, attributes=attributes
+            )
