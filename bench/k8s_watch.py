@@ -51,6 +51,7 @@ from gateway.config import Config, SourceEntry
 from gateway.contract import SourceConfig
 from gateway.runtime import Runtime
 from gateway.runtime.poller import poll_once
+from gateway.server import freeze_startup_objects
 from gateway.store.db import make_engine
 from gateway.store.migrate import upgrade
 
@@ -217,6 +218,7 @@ def main() -> int:
     runtime = Runtime(config, engine, adapters={SOURCE: adapter}, housekeeping=[])
     with TestClient(app) as http:
         runtime.start()
+        freeze_startup_objects()  # as `switchyard serve` and `python -m gateway.runtime` do
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         watcher = threading.Thread(target=observer, args=(http,), daemon=True)

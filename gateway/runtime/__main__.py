@@ -18,6 +18,7 @@ from types import FrameType
 
 from gateway.config import ConfigError, load_config
 from gateway.runtime.replica import Runtime
+from gateway.server import freeze_startup_objects
 from gateway.store.db import make_engine
 from gateway.store.migrate import at_head, upgrade
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     runtime = Runtime(config, engine, replica_id=args.replica_id)
     runtime.start()
+    freeze_startup_objects()
     print(f"runtime {runtime.replica_id} running", file=sys.stderr, flush=True)
     while not stop.wait(1.0):
         pass

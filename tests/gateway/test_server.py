@@ -89,3 +89,15 @@ def test_two_workers_commit_every_acknowledged_ping_and_stop_on_sigterm(tmp_path
         assert conn.scalar(sa.text("SELECT count(*) FROM run")) == 30
         assert conn.scalar(sa.text("SELECT count(*) FROM job")) == 5
     assert "pair a /start ping" in (tmp_path / "serve.log").read_text()
+
+
+def test_startup_objects_are_frozen_out_of_full_collections() -> None:
+    import gc
+
+    from gateway.server import freeze_startup_objects
+
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the test process collects as usual afterwards
