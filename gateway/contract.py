@@ -147,8 +147,9 @@ _SCALARS = (str, int, float, bool, type(None))
 def _surely_small(attributes: dict[str, Any]) -> bool:
     """True when flat scalar attributes cannot encode past the limit, without encoding.
 
-    A character encodes to at most 6 (`\\uXXXX`), a number or literal to at most
-    its repr, so this bound is safe; most events (a ping, a state change) pass it.
+    A character encodes to at most 6 (a `\\u` escape and four hex digits), a number
+    or literal to at most its repr, so this bound is safe; most events (a ping, a
+    state change) pass it.
     """
     bound = 2
     for key, value in attributes.items():
