@@ -67,7 +67,7 @@ from gateway.incidents import (
     open_lone_incidents,
     refresh_incidents,
 )
-from gateway.links import chunks, dialect_insert, padded, table
+from gateway.links import chunks, dialect_insert, one_of, table
 
 MAX_DEPTH = 4
 MAX_IDS_IN_MESSAGE = 5
@@ -182,7 +182,7 @@ def _light(
             for found in conn.execute(
                 sa.select(
                     run.c.id, run.c.source, run.c.kind, run.c.job, run.c.state, run.c.parent_key
-                ).where(run.c.id.in_(padded(part)))
+                ).where(one_of(conn, run.c.id, part))
             )
         )
     out: dict[str, tuple[str, str, str | None, str]] = {}
@@ -221,7 +221,7 @@ def write_inferred_links(
         values = sorted({v for n, v in wanted if n == namespace})
         for part in chunks(values):
             query = sa.select(run_ref.c.value, run_ref.c.run_id).where(
-                run_ref.c.namespace == namespace, run_ref.c.value.in_(padded(part))
+                run_ref.c.namespace == namespace, one_of(conn, run_ref.c.value, part)
             )
             for value, holder in conn.execute(query):
                 for run_id, relation, found_in in wanted[(namespace, value)]:
@@ -400,7 +400,7 @@ def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> Neighbourhood:
                     sa.select(run.c.id, run.c.root_key)
                     .where(
                         run.c.source == source,
-                        run.c.root_key.in_(padded(part)),
+                        one_of(conn, run.c.root_key, part),
                         run.c.state.in_(sorted(BAD | IMPACT)),
                         run.c.kind != "run",
                     )
@@ -415,7 +415,7 @@ def neighbourhood(conn: Connection, seeds: Sequence[RunView]) -> Neighbourhood:
                 sa.select(link)
                 .where(
                     sa.or_(
-                        link.c.from_run_id.in_(padded(part)), link.c.to_run_id.in_(padded(part))
+                        one_of(conn, link.c.from_run_id, part), one_of(conn, link.c.to_run_id, part)
                     ),
                     link.c.strength.in_(strong),
                 )
@@ -455,7 +455,7 @@ def _superseded(conn: Connection, attempts: Sequence[RunView]) -> set[str]:
     for part in chunks(sorted(by_parent)):
         query = (
             sa.select(run.c.parent_id, run.c.name, sa.func.max(run.c.attempt))
-            .where(run.c.parent_id.in_(padded(part)), run.c.kind == "attempt")
+            .where(one_of(conn, run.c.parent_id, part), run.c.kind == "attempt")
             .group_by(run.c.parent_id, run.c.name)
         )
         newest = {(p, n): m for p, n, m in conn.execute(query)}

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from gateway.contract import LinkStrength, State, span_id_for
-from gateway.links import chunks, dialect_insert, padded, table
+from gateway.links import chunks, dialect_insert, one_of, table
 
 # How specific an error kind is: higher names the cause more precisely.
 # OOMKilled beats exit 137 beats "task failed". Unknown kinds rank 2.
@@ -182,7 +182,7 @@ def load_runs(conn: Connection, run_ids: Iterable[str]) -> dict[str, RunView]:
     columns = [run.c[name] for name in _RUN_COLUMNS]
     out: dict[str, RunView] = {}
     for part in chunks(list(dict.fromkeys(run_ids))):
-        for row in conn.execute(sa.select(*columns).where(run.c.id.in_(padded(part)))).mappings():
+        for row in conn.execute(sa.select(*columns).where(one_of(conn, run.c.id, part))).mappings():
             out[row["id"]] = RunView.of(row)
     return out
 
@@ -193,7 +193,7 @@ def launched_runs(conn: Connection, run_ids: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for part in chunks(list(run_ids)):
         query = sa.select(run_ref.c.run_id).where(
-            run_ref.c.run_id.in_(padded(part)), run_ref.c.namespace.in_(sorted(LAUNCHED_BY))
+            one_of(conn, run_ref.c.run_id, part), run_ref.c.namespace.in_(sorted(LAUNCHED_BY))
         )
         out.update(conn.scalars(query))
     return out
@@ -210,7 +210,7 @@ def open_incidents_of(conn: Connection, run_ids: Sequence[str]) -> dict[str, int
         query = (
             sa.select(member.c.run_id, member.c.incident_id)
             .join(incident, incident.c.id == member.c.incident_id)
-            .where(member.c.run_id.in_(padded(part)), incident.c.status == "open")
+            .where(one_of(conn, member.c.run_id, part), incident.c.status == "open")
         )
         found.update({run_id: int(incident_id) for run_id, incident_id in conn.execute(query)})
     return found
@@ -457,7 +457,7 @@ def _member_links(conn: Connection, ids: Sequence[str]) -> list[Mapping[str, Any
     rows: dict[int, Mapping[str, Any]] = {}
     for part in chunks(list(ids)):
         query = sa.select(link).where(
-            link.c.from_run_id.in_(padded(part)), link.c.strength.in_(strong)
+            one_of(conn, link.c.from_run_id, part), link.c.strength.in_(strong)
         )
         for row in conn.execute(query).mappings():
             rows[row["id"]] = dict(row)
@@ -491,7 +491,7 @@ def _members_of(conn: Connection, incident_ids: Sequence[int]) -> dict[int, dict
                 member.c.role,
                 sa.func.row_number().over(partition_by=member.c.incident_id).label("n"),
             )
-            .where(member.c.incident_id.in_(padded(part)))
+            .where(one_of(conn, member.c.incident_id, part))
             .subquery()
         )
         query = sa.select(numbered.c.incident_id, numbered.c.run_id, numbered.c.role).where(
@@ -565,7 +565,9 @@ def refresh_incidents(conn: Connection, incident_ids: Iterable[int], *, now: dat
                 by_role[role].append(run_id)
     for role in ("root_cause", "member", "impact"):
         for part in chunks(sorted(by_role[role])):
-            conn.execute(member.update().where(member.c.run_id.in_(padded(part))).values(role=role))
+            conn.execute(
+                member.update().where(one_of(conn, member.c.run_id, part)).values(role=role)
+            )
     awaited_rows = [
         {"incident_id": incident_id, "source": s, "job": j, "failed_at": at}
         for incident_id, d in done.items()
@@ -618,7 +620,7 @@ def _flows_by_job(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[str, 
     for source, jobs in sorted(jobs_by_source.items()):
         for part in chunks(sorted(jobs)):
             query = sa.select(flow_job.c.flow, flow_job.c.job).where(
-                flow_job.c.source == source, flow_job.c.job.in_(padded(part))
+                flow_job.c.source == source, one_of(conn, flow_job.c.job, part)
             )
             for flow, job in conn.execute(query):
                 out[(source, job)].add(flow)
@@ -640,7 +642,7 @@ def awaiting_incidents(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[
                 .join(incident, incident.c.id == job_t.c.incident_id)
                 .where(
                     job_t.c.source == source,
-                    job_t.c.job.in_(padded(part)),
+                    one_of(conn, job_t.c.job, part),
                     job_t.c.recovered_at.is_(None),
                     incident.c.status == "open",
                 )
@@ -665,7 +667,7 @@ def awaiting_jobs(conn: Connection, jobs: set[tuple[str, str]]) -> set[tuple[str
                 .join(incident, incident.c.id == job_t.c.incident_id)
                 .where(
                     job_t.c.source == source,
-                    job_t.c.job.in_(padded(part)),
+                    one_of(conn, job_t.c.job, part),
                     job_t.c.recovered_at.is_(None),
                     incident.c.status == "open",
                 )
@@ -696,7 +698,7 @@ def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) 
                 .join(incident, incident.c.id == job_t.c.incident_id)
                 .where(
                     job_t.c.source == source,
-                    job_t.c.job.in_(padded(part)),
+                    one_of(conn, job_t.c.job, part),
                     job_t.c.recovered_at.is_(None),
                     incident.c.status == "open",
                 )
@@ -1014,7 +1016,7 @@ def _suggestions(conn: Connection, ids: Sequence[str]) -> list[LinkEvidence]:
     out: dict[int, LinkEvidence] = {}
     for part in chunks(list(ids)):
         query = sa.select(link).where(
-            sa.or_(link.c.from_run_id.in_(padded(part)), link.c.to_run_id.in_(padded(part))),
+            sa.or_(one_of(conn, link.c.from_run_id, part), one_of(conn, link.c.to_run_id, part)),
             link.c.strength == LinkStrength.suggested.value,
         )
         for row in conn.execute(query).mappings():

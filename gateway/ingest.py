@@ -43,7 +43,15 @@ from sqlmodel import Session
 
 from gateway.contract import JobSpec, RunEvent, job_id_for, span_id_for
 from gateway.correlate import correlate_batch
-from gateway.links import chunks, dialect_insert, padded, table, write_refs_and_links
+from gateway.links import (
+    chunks,
+    dialect_insert,
+    in_parameter,
+    one_of,
+    one_of_parameter,
+    table,
+    write_refs_and_links,
+)
 from gateway.merge import (
     SPAN_COLUMNS,
     Span,
@@ -54,8 +62,9 @@ from gateway.merge import (
     fold_continues,
     tree_trace,
 )
-from gateway.store.bulk import bulk_insert, bulk_update
+from gateway.store.bulk import bulk_insert, bulk_update, generic_plans
 from gateway.store.db import session_scope
+from gateway.store.upkeep import note_writes
 
 
 class Unset(enum.Enum):
@@ -166,6 +175,14 @@ def ingest_events(
             for run_id, s in merged.items()
         }
         correlate_batch(conn, report.run_ids, now=now, known=known)
+        note_writes(
+            conn,
+            {
+                "run": report.runs_created,
+                "run_event": report.applied,
+                "run_ref": report.refs_created,
+            },
+        )
     if jobs:
         _upsert_jobs(conn, jobs, now)
         report.jobs = len(jobs)
@@ -224,8 +241,9 @@ class _Statements:
     """Every statement of the write path, built once.
 
     A statement object memoises its cache key, so reusing one skips both the
-    construction and the cache-key walk SQLAlchemy would do per batch; IN lists
-    are expanding bind parameters, so one statement serves every batch size.
+    construction and the cache-key walk SQLAlchemy would do per batch. Each
+    list of keys is one parameter (`links.one_of_parameter`), so one statement
+    serves every batch size.
     """
 
     seen: Any
@@ -234,19 +252,19 @@ class _Statements:
 
 
 @cache
-def _statements() -> _Statements:
+def _statements(dialect: str) -> _Statements:
     run, run_event = table("run"), table("run_event")
     return _Statements(
         seen=sa.select(run_event.c.digest).where(
-            run_event.c.digest.in_(sa.bindparam("digests", expanding=True))
+            one_of_parameter(dialect, run_event.c.digest, "digests")
         ),
         runs=sa.select(*(run.c[name] for name in SPAN_COLUMNS)).where(
-            run.c.id.in_(sa.bindparam("ids", expanding=True))
+            one_of_parameter(dialect, run.c.id, "ids")
         ),
         trees=sa.select(run.c.root_key, sa.func.min(run.c.trace_id))
         .where(
             run.c.source == sa.bindparam("source"),
-            run.c.root_key.in_(sa.bindparam("roots", expanding=True)),
+            one_of_parameter(dialect, run.c.root_key, "roots"),
             run.c.trace_adopted,
         )
         .group_by(run.c.root_key),
@@ -255,8 +273,9 @@ def _statements() -> _Statements:
 
 def _unseen(conn: Connection, prepared: dict[str, _Prepared]) -> list[_Prepared]:
     seen: set[str] = set()
+    statement = _statements(conn.dialect.name).seen
     for part in chunks(list(prepared)):
-        seen.update(conn.scalars(_statements().seen, {"digests": padded(part)}))
+        seen.update(conn.scalars(statement, {"digests": in_parameter(conn, part)}))
     return [p for digest, p in prepared.items() if digest not in seen]
 
 
@@ -264,14 +283,14 @@ def _merge_runs(
     conn: Connection, source: str, fresh: list[_Prepared], now: datetime, report: IngestReport
 ) -> dict[str, Span]:
     """Fold, place and write the batch's runs, events and refs; the merged spans."""
-    statements = _statements()
+    statements = _statements(conn.dialect.name)
     by_run: dict[str, list[_Prepared]] = defaultdict(list)
     for p in fresh:
         by_run[p.run_id].append(p)
 
     stored: dict[str, Span] = {}
     for part in chunks(list(by_run)):
-        for found in conn.execute(statements.runs, {"ids": padded(part)}).mappings():
+        for found in conn.execute(statements.runs, {"ids": in_parameter(conn, part)}).mappings():
             stored[found["id"]] = Span.from_row(dict(found))
 
     merged: dict[str, Span] = {}
@@ -302,28 +321,28 @@ def _merge_runs(
             created.append(row)
     # Plain INSERT/UPDATE rather than an upsert: the rows were read under the
     # batch's lock. Through the driver's executemany (`gateway.store.bulk`).
-    dialect = conn.dialect.name
-    bulk_insert("run", RUN_INSERT_COLUMNS, dialect).run(conn, created)
-    bulk_update("run", "id", RUN_UPDATE_COLUMNS, dialect).run(conn, updated)
     report.runs_created, report.runs_updated = len(created), len(updated)
     report.run_ids = list(merged)
-
-    bulk_insert("run_event", EVENT_COLUMNS, dialect).run(
-        conn,
-        (
-            {
-                "digest": p.digest,
-                "run_id": p.run_id,
-                "source": source,
-                "state": p.event.state.value,
-                "attempt": p.event.attempt,
-                "observed_at": p.event.observed_at,
-                "received_at": now,
-                "payload": p.payload,
-            }
-            for p in fresh
-        ),
-    )
+    dialect = conn.dialect.name
+    with generic_plans(conn):
+        bulk_insert("run", RUN_INSERT_COLUMNS, dialect).run(conn, created)
+        bulk_update("run", "id", RUN_UPDATE_COLUMNS, dialect).run(conn, updated)
+        bulk_insert("run_event", EVENT_COLUMNS, dialect).run(
+            conn,
+            (
+                {
+                    "digest": p.digest,
+                    "run_id": p.run_id,
+                    "source": source,
+                    "state": p.event.state.value,
+                    "attempt": p.event.attempt,
+                    "observed_at": p.event.observed_at,
+                    "received_at": now,
+                    "payload": p.payload,
+                }
+                for p in fresh
+            ),
+        )
 
     refs: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for p in fresh:
@@ -372,7 +391,8 @@ def _place_in_trees(
     unknown = [root_key for root_key in spans_of if root_key not in known]
     for part in chunks(unknown):
         for root_key, trace_id in conn.execute(
-            _statements().trees, {"source": source, "roots": padded(part)}
+            _statements(conn.dialect.name).trees,
+            {"source": source, "roots": in_parameter(conn, part)},
         ):
             adopted_before[root_key] = trace_id
             candidates[root_key].add(trace_id)
@@ -400,7 +420,7 @@ def _refold(
     logs: dict[str, list[tuple[datetime, str, RunEvent]]] = defaultdict(list)
     for part in chunks(late):
         query = sa.select(run_event.c.run_id, run_event.c.digest, run_event.c.payload).where(
-            run_event.c.run_id.in_(padded(part))
+            one_of(conn, run_event.c.run_id, part)
         )
         for run_id, digest, payload in conn.execute(query):
             event = RunEvent.model_validate(payload)
@@ -457,7 +477,7 @@ def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> No
             "updated_at": now,
         }
     for part in chunks(list(rows)):
-        query = sa.select(job.c.id, job.c.spec_digest).where(job.c.id.in_(padded(part)))
+        query = sa.select(job.c.id, job.c.spec_digest).where(one_of(conn, job.c.id, part))
         for job_id, digest in conn.execute(query):
             if digest is not None and digest == rows[job_id]["spec_digest"]:
                 del rows[job_id]

@@ -67,6 +67,37 @@ def padded(values: list[Any]) -> list[Any]:
     return values + [values[-1]] * (size - len(values))
 
 
+def one_of(conn: Connection, column: Any, values: list[Any]) -> Any:
+    """`column IN values` (one chunk), as a statement text that does not grow with the values.
+
+    PostgreSQL gets `column = ANY(:array)`: one parameter, so one text for
+    every batch size. A long IN list was re-parsed by PostgreSQL, and psycopg
+    re-split every text longer than its 4 KB cache limit, per execution. Its
+    custom plan still sees the values. SQLite gets an IN list `padded` to one
+    of a few sizes.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(
+            sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        )
+    return column.in_(padded(values))
+
+
+def one_of_parameter(dialect: str, column: Any, name: str) -> Any:
+    """`one_of` for a statement built once: the values come as parameter `name`.
+
+    Pass them through `in_parameter`.
+    """
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def in_parameter(conn: Connection, values: list[Any]) -> list[Any]:
+    """The value of a `one_of_parameter` parameter (one chunk)."""
+    return values if conn.dialect.name == "postgresql" else padded(values)
+
+
 def relation_for(namespace: str) -> str:
     return f"ref:{namespace}"[:RELATION_CHARS]
 
@@ -176,6 +207,9 @@ __all__ = [
     "MAX_LINKS_PER_REF",
     "chunks",
     "dialect_insert",
+    "in_parameter",
+    "one_of",
+    "one_of_parameter",
     "relation_for",
     "table",
     "write_refs_and_links",

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from gateway.config import Config, OtlpSettings
 from gateway.contract import LinkStrength, RunKind, State
-from gateway.links import chunks, dialect_insert, padded, table
+from gateway.links import chunks, dialect_insert, one_of, table
 from gateway.telemetry.otlp import (
     EXPORTABLE_STATES,
     RUN_COLUMNS,
@@ -194,7 +194,7 @@ def _hops(conn: Connection, runs: Sequence[RunRecord]) -> list[Hop]:
     for part in chunks(ids):
         query = sa.select(link).where(
             link.c.strength.in_(HOP_STRENGTHS),
-            sa.or_(link.c.from_run_id.in_(padded(part)), link.c.to_run_id.in_(padded(part))),
+            sa.or_(one_of(conn, link.c.from_run_id, part), one_of(conn, link.c.to_run_id, part)),
         )
         for row in conn.execute(query).mappings():
             found[row["id"]] = row
@@ -205,7 +205,7 @@ def _hops(conn: Connection, runs: Sequence[RunRecord]) -> list[Hop]:
         {e for row in found.values() for e in (row["from_run_id"], row["to_run_id"])} - set(ends)
     )
     for part in chunks(missing):
-        query = sa.select(*(run.c[c] for c in RUN_COLUMNS)).where(run.c.id.in_(padded(part)))
+        query = sa.select(*(run.c[c] for c in RUN_COLUMNS)).where(one_of(conn, run.c.id, part))
         for row in conn.execute(query).mappings():
             ends[row["id"]] = RunRecord.from_row(row)
     hops: list[Hop] = []
