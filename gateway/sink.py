@@ -6,9 +6,12 @@ on many threads at once; each submit joins a queue, and one writer thread takes
 everything waiting, applies it through `gateway.ingest.ingest_events` (one call
 per source, so a thousand single-event pings become one bulk merge) and
 commits once. The commit, not the request count, is what a database pays for,
-so throughput grows with load instead of collapsing under it. Under load
-(the last group held several submits) the writer lingers `LINGER_S` for more
-before it writes, so that each commit carries more.
+so throughput grows with load instead of collapsing under it: while a group
+is being written, the next one gathers in the queue.
+
+On SQLite the writer checkpoints the WAL itself after answering a group, not
+inside the commit (`gateway.store.upkeep`), so the answer does not wait for
+the checkpoint's fsyncs.
 
 Errors stay with their submitter: a refused submit (wrong source) is raised in
 the caller before it joins the queue, and if a group's transaction fails, each
@@ -20,26 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
 from gateway.contract import JobSpec, RunEvent
 from gateway.ingest import check_batch, ingest_events
+from gateway.store.upkeep import checkpoint, checkpoints_deferred
+
+log = logging.getLogger(__name__)
 
 MAX_GROUP_EVENTS = 5000
-# Once pushes arrive together, a group waits this long for more before it is
-# written: a commit's fixed cost (its reads, its WAL pages, the commit itself)
-# is then shared by more pushes. bench/ping.py: 22 -> 38 pings per commit and
-# about a quarter less server CPU per ping. A push that arrives alone (the
-# last group held one submit) is written at once.
-LINGER_S = 0.002
+# SQLite: the writer checkpoints the WAL itself, after answering a group, once
+# this many events were written since its last checkpoint (at about ten WAL
+# pages an event, about SQLite's own 1,000-page threshold), or when a second
+# has passed since its last one. See `gateway.store.upkeep`.
+CHECKPOINT_EVENTS = 64
+CHECKPOINT_S = 1.0
 
 
 class SinkClosed(RuntimeError):
@@ -51,7 +58,9 @@ class _Submit:
     source: str
     events: Sequence[RunEvent]
     jobs: Sequence[JobSpec]
-    done: Future[None] = field(default_factory=Future)
+    # Set by `enqueue`: the future a thread waits on. (A loop's submit has none:
+    # a thread future costs a Condition and a lock, a tenth of a ping's work.)
+    done: Future[None] | None = None
     # False once its submitter stopped waiting (a cancelled future): the events
     # are still written, there is just nobody to tell.
     waited: bool = True
@@ -71,15 +80,15 @@ class GroupCommitSink:
         engine: Engine,
         *,
         max_group_events: int = MAX_GROUP_EVENTS,
-        linger_s: float = LINGER_S,
     ) -> None:
         self._engine = engine
         self._max_group_events = max_group_events
-        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[_Submit | object] = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()
         self.groups_committed = 0
+        self._uncheckpointed = 0  # events written since the writer last checkpointed
+        self._checkpointed_at = time.monotonic()
         self._writer = threading.Thread(target=self._run, name="switchyard-sink", daemon=True)
         self._writer.start()
 
@@ -107,9 +116,9 @@ class GroupCommitSink:
         A refused batch raises here, before anything is queued.
         """
         check_batch(source, events, jobs)
-        item = _Submit(source, list(events), list(jobs))
-        self._put(item)
-        return item.done
+        done: Future[None] = Future()
+        self._put(_Submit(source, list(events), list(jobs), done=done))
+        return done
 
     def _put(self, item: _Submit) -> None:
         with self._close_lock:
@@ -154,26 +163,18 @@ class GroupCommitSink:
 
     def _run(self) -> None:
         stopping = False
-        together = False  # did the last group hold more than one submit?
         while not stopping:
             first = self._queue.get()
             if not isinstance(first, _Submit):
-                return  # _STOP
+                break  # _STOP
             _take(first)
             group = [first]
             size = len(group[0].events)
-            linger_until = time.monotonic() + (self._linger_s if together else 0.0)
             while size < self._max_group_events:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
-                    wait = linger_until - time.monotonic()
-                    if wait <= 0:
-                        break
-                    try:
-                        more = self._queue.get(timeout=wait)
-                    except queue.Empty:
-                        break
+                    break
                 if more is _STOP:
                     stopping = True  # finish this group, then stop: close() drains
                     break
@@ -181,10 +182,14 @@ class GroupCommitSink:
                 _take(more)
                 group.append(more)
                 size += len(more.events)
-            together = len(group) > 1
             self._commit(group)
+        self._checkpoint(final=True)
 
     def _commit(self, group: list[_Submit]) -> None:
+        self._commit_group(group)
+        self._checkpoint(final=False)
+
+    def _commit_group(self, group: list[_Submit]) -> None:
         try:
             self._write(group)
         except Exception as exc:
@@ -193,9 +198,26 @@ class GroupCommitSink:
                 return
             # One bad submit must not fail the others: retry each on its own.
             for item in group:
-                self._commit([item])
+                self._commit_group([item])
             return
+        self._uncheckpointed += sum(len(item.events) for item in group)
         _settle(group, None)
+
+    def _checkpoint(self, *, final: bool) -> None:
+        """Checkpoint SQLite's WAL when due (everyone of the group has been answered)."""
+        if not self._uncheckpointed:
+            return
+        due = self._uncheckpointed >= CHECKPOINT_EVENTS
+        if not (final or due or time.monotonic() - self._checkpointed_at >= CHECKPOINT_S):
+            return
+        try:
+            checkpoint(self._engine)
+        except Exception:
+            # A later checkpoint (or another writer's autocheckpoint) catches up.
+            log.warning("WAL checkpoint failed", exc_info=True)
+            return
+        self._uncheckpointed = 0
+        self._checkpointed_at = time.monotonic()
 
     def _write(self, group: list[_Submit]) -> None:
         by_source: dict[str, tuple[list[RunEvent], list[JobSpec]]] = defaultdict(lambda: ([], []))
@@ -203,7 +225,7 @@ class GroupCommitSink:
             events, jobs = by_source[item.source]
             events.extend(item.events)
             jobs.extend(item.jobs)
-        with self._engine.begin() as conn:
+        with self._engine.connect() as conn, checkpoints_deferred(conn), conn.begin():
             # Sources in a fixed order, so two sinks never lock them crosswise.
             for source in sorted(by_source):
                 events, jobs = by_source[source]
@@ -213,7 +235,7 @@ class GroupCommitSink:
 
 def _take(item: _Submit) -> None:
     # From here on the submitter can no longer cancel: its result will be set.
-    if item.awaited is None:
+    if item.done is not None:
         item.waited = item.done.set_running_or_notify_cancel()
 
 
@@ -223,7 +245,7 @@ def _settle(group: list[_Submit], error: BaseException | None) -> None:
     for item in group:
         if item.loop is not None and item.awaited is not None:
             by_loop[item.loop].append(item.awaited)
-        elif item.waited:
+        elif item.done is not None and item.waited:
             if error is None:
                 item.done.set_result(None)
             else:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from gateway.api.app import create_app
+from gateway.api.hot_routes import HotRoutes
 from gateway.config import Config, SourceEntry
 
 
@@ -36,3 +41,11 @@ def test_what_the_hot_route_does_not_match_goes_on_to_the_app(sqlite_engine: Eng
         assert wrong_method.headers["content-type"].startswith("application/problem+json")
         assert client.get("/healthz").status_code == 200
         assert client.get("/ping").status_code == 404  # no path after /ping/
+
+
+def test_a_hot_route_must_be_an_async_endpoint() -> None:
+    def blocking(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    with pytest.raises(TypeError, match="/ping/x"):
+        HotRoutes(PlainTextResponse("app"), routes=[Route("/ping/x", blocking)])

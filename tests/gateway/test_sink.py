@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from gateway.contract import RunEvent, State
 from gateway.ingest import SourceMismatch
-from gateway.sink import GroupCommitSink, SinkClosed
+from gateway.sink import CHECKPOINT_EVENTS, GroupCommitSink, SinkClosed
+from gateway.store.upkeep import AUTOCHECKPOINT_PAGES
 
 T0 = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
 
@@ -126,22 +130,40 @@ def test_close_drains_queued_submits_and_refuses_new_ones(engine: Engine) -> Non
         sink.submit("cron-a", [ping("cron-a", 11)])
 
 
-def test_under_load_a_group_waits_for_company_and_a_lone_submit_does_not(
-    sqlite_engine: Engine,
+def test_on_sqlite_the_writer_checkpoints_the_wal_itself_and_restores_autocheckpoint(
+    sqlite_engine: Engine, tmp_path: Path
 ) -> None:
-    with GroupCommitSink(sqlite_engine, linger_s=1.0) as sink:
-        # Alone: written at once, no linger (a fresh sink has seen no crowd).
-        started = time.monotonic()
-        sink.submit("s", [ping("s", 0)])
-        assert time.monotonic() - started < 1.0
-        # A burst: its last group holds several submits, so the next one lingers.
-        for f in [sink.enqueue("s", [ping("s", n)]) for n in range(1, 21)]:
+    database = Path(str(sqlite_engine.url.database))
+    with GroupCommitSink(sqlite_engine) as sink:
+        for f in [sink.enqueue("s", [ping("s", n)]) for n in range(CHECKPOINT_EVENTS)]:
             f.result(timeout=30)
-        before = sink.groups_committed
-        first = sink.enqueue("s", [ping("s", 21)])
-        time.sleep(0.05)
-        second = sink.enqueue("s", [ping("s", 22)])
-        first.result(timeout=30)
-        second.result(timeout=30)
-        assert sink.groups_committed - before == 1  # both rode one commit
-    assert count(sqlite_engine, "run") == 23
+        # The commits left the WAL alone (no autocheckpoint on the writer's
+        # connection); the writer copies it into the database after answering,
+        # so soon the database file alone, without its WAL, holds every run.
+        deadline = time.monotonic() + 30
+        while _runs_in_file_alone(database, tmp_path) != CHECKPOINT_EVENTS:
+            assert time.monotonic() < deadline, "the WAL was not checkpointed"
+            time.sleep(0.05)
+    with sqlite_engine.connect() as conn:
+        # Every pooled connection has SQLite's own autocheckpoint back.
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_PAGES
+
+
+def test_close_checkpoints_what_is_left(sqlite_engine: Engine, tmp_path: Path) -> None:
+    database = Path(str(sqlite_engine.url.database))
+    with GroupCommitSink(sqlite_engine) as sink:
+        sink.submit("s", [ping("s", 1)])  # too few for a checkpoint of its own
+    assert _runs_in_file_alone(database, tmp_path) == 1
+
+
+def _runs_in_file_alone(database: Path, tmp_path: Path) -> int:
+    """Runs in the database file as it is on disk, without its WAL."""
+    alone = tmp_path / "alone.db"
+    shutil.copyfile(database, alone)
+    copy = sqlite3.connect(alone)
+    try:
+        return int(copy.execute("SELECT count(*) FROM run").fetchone()[0])
+    except sqlite3.OperationalError:  # not even the schema is in the file yet
+        return 0
+    finally:
+        copy.close()
