@@ -48,6 +48,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -253,7 +254,12 @@ def write_inferred_links(
 
 def flow_edges(conn: Connection) -> list[sa.Row[Any]]:
     """Every declared edge: the flow files' edges, a small table read whole."""
-    return list(conn.execute(sa.select(table("flow_edge"))).all())
+    return list(conn.execute(_all_edges()).all())
+
+
+@cache
+def _all_edges() -> Any:
+    return sa.select(table("flow_edge"))
 
 
 def write_declared_links(

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +36,14 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from gateway.contract import LinkStrength, State, span_id_for
-from gateway.links import chunks, dialect_insert, one_of, table
+from gateway.links import (
+    chunks,
+    dialect_insert,
+    in_parameter,
+    one_of,
+    one_of_parameter,
+    table,
+)
 
 # How specific an error kind is: higher names the cause more precisely.
 # OOMKilled beats exit 137 beats "task failed". Unknown kinds rank 2.
@@ -655,25 +663,32 @@ def awaiting_incidents(conn: Connection, runs: Iterable[RunView]) -> dict[tuple[
 
 def awaiting_jobs(conn: Connection, jobs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (source, job) an open incident is waiting on to succeed."""
-    job_t, incident = table("incident_job"), table("incident")
     by_source: dict[str, set[str]] = defaultdict(set)
     for source, job in jobs:
         by_source[source].add(job)
     out: set[tuple[str, str]] = set()
+    query = _awaiting_query(conn.dialect.name)
     for source, names in sorted(by_source.items()):
         for part in chunks(sorted(names)):
-            query = (
-                sa.select(job_t.c.job)
-                .join(incident, incident.c.id == job_t.c.incident_id)
-                .where(
-                    job_t.c.source == source,
-                    one_of(conn, job_t.c.job, part),
-                    job_t.c.recovered_at.is_(None),
-                    incident.c.status == "open",
-                )
-            )
-            out.update((source, job) for job in conn.scalars(query))
+            found = conn.scalars(query, {"source": source, "jobs": in_parameter(conn, part)})
+            out.update((source, job) for job in found)
     return out
+
+
+@cache
+def _awaiting_query(dialect: str) -> Any:
+    # Built once: every ingest batch with a successful run asks it.
+    job_t, incident = table("incident_job"), table("incident")
+    return (
+        sa.select(job_t.c.job)
+        .join(incident, incident.c.id == job_t.c.incident_id)
+        .where(
+            job_t.c.source == sa.bindparam("source"),
+            one_of_parameter(dialect, job_t.c.job, "jobs"),
+            job_t.c.recovered_at.is_(None),
+            incident.c.status == "open",
+        )
+    )
 
 
 def mark_recovered(conn: Connection, runs: Sequence[RunView], *, now: datetime) -> list[int]:
