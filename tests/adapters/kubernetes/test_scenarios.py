@@ -282,8 +282,10 @@ def test_restart_from_stored_cursor_replays_changes_made_while_down(
     restarted.cursor = cursor
     # The completion and the deletion may arrive in one poll or in two; wait for the deletion.
     latest = restarted.until(
-        lambda ev: ev.get(_job_key(job)) is not None
-        and ev[_job_key(job)].attributes.get("k8s.job.deleted") is True
+        lambda ev: (
+            ev.get(_job_key(job)) is not None
+            and ev[_job_key(job)].attributes.get("k8s.job.deleted") is True
+        )
     )
     assert latest[_job_key(job)].state is State.succeeded
 
