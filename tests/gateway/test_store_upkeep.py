@@ -12,7 +12,7 @@ from gateway.contract import RunEvent, State
 from gateway.ingest import apply_batch
 from gateway.store.db import make_engine
 from gateway.store.upkeep import MIN_ROWS, note_writes
-from tests.dbs import PG_SKIP_REASON, fresh_pg_database, migrated_engine, pg_admin_url
+from tests.dbs import fresh_pg_database, migrated_engine, pg_admin_url
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def fresh_pg() -> Iterator[Engine]:
     """A store no process has written to yet: no table has been analysed."""
     if pg_admin_url() is None:
-        pytest.skip(PG_SKIP_REASON)
+        pytest.skip("needs PostgreSQL: set SWITCHYARD_TEST_DATABASE_URL (make test sets it)")
     with fresh_pg_database("switchyard_upkeep") as url:
         migrated_engine(url).dispose()
         engine = make_engine(url)  # a new engine: nothing counted yet
