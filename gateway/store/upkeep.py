@@ -87,17 +87,20 @@ def note_writes(conn: Connection, rows: Mapping[str, int]) -> list[str]:
                 table.written, table.due = 0, _never()
     analysed = []
     for name, written in due:
-        before = conn.scalar(_RELTUPLES, {"name": name})
-        if before is None:
-            size = 0.0  # no such table on the search path: nothing to analyse
-        elif before < 0 or written >= before:
-            conn.exec_driver_sql(f'ANALYZE "{name}"')
-            analysed.append(name)
-            size = conn.scalar(_RELTUPLES, {"name": name}) or 0.0
-        else:
-            size = before
-        with upkeep.lock:
-            upkeep.tables[name].due = max(MIN_ROWS, int(size))
+        size = 0.0  # also if this fails: look again after another MIN_ROWS rows
+        try:
+            before = conn.scalar(_RELTUPLES, {"name": name})
+            if before is None:
+                continue  # no such table on the search path: nothing to analyse
+            if before < 0 or written >= before:
+                conn.exec_driver_sql(f'ANALYZE "{name}"')
+                analysed.append(name)
+                size = conn.scalar(_RELTUPLES, {"name": name}) or 0.0
+            else:
+                size = before
+        finally:
+            with upkeep.lock:
+                upkeep.tables[name].due = max(MIN_ROWS, int(size))
     return analysed
 
 
