@@ -51,6 +51,15 @@ from sqlalchemy.engine import Connection, Engine
 
 MIN_ROWS = 1000
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored after a deferred write
+_AUTOCHECKPOINT_ON = "PRAGMA wal_autocheckpoint=1000"  # AUTOCHECKPOINT_PAGES
+
+# The tables ingest grows, each with its literal statement (no SQL is built
+# from names at run time); others are not counted.
+_ANALYZE = {
+    "run": "ANALYZE run",
+    "run_event": "ANALYZE run_event",
+    "run_ref": "ANALYZE run_ref",
+}
 
 
 @dataclass
@@ -79,6 +88,8 @@ def note_writes(conn: Connection, rows: Mapping[str, int]) -> list[str]:
     due: list[tuple[str, int]] = []
     with upkeep.lock:
         for name, count in rows.items():
+            if name not in _ANALYZE:
+                continue
             table = upkeep.tables.setdefault(name, _Table())
             table.written += count
             if table.written >= table.due:
@@ -91,9 +102,9 @@ def note_writes(conn: Connection, rows: Mapping[str, int]) -> list[str]:
         try:
             before = conn.scalar(_RELTUPLES, {"name": name})
             if before is None:
-                continue  # no such table on the search path: nothing to analyse
+                continue  # not created on the search path (yet): nothing to analyse
             if before < 0 or written >= before:
-                conn.exec_driver_sql(f'ANALYZE "{name}"')
+                conn.exec_driver_sql(_ANALYZE[name])
                 analysed.append(name)
                 size = conn.scalar(_RELTUPLES, {"name": name}) or 0.0
             else:
@@ -131,7 +142,7 @@ def checkpoints_deferred(conn: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        raw.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        raw.execute(_AUTOCHECKPOINT_ON)
 
 
 def checkpoint(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from gateway.contract import RunEvent, State
 from gateway.ingest import apply_batch
 from gateway.store.db import make_engine
-from gateway.store.upkeep import MIN_ROWS, note_writes
+from gateway.store.upkeep import AUTOCHECKPOINT_PAGES, MIN_ROWS, note_writes
 from tests.dbs import fresh_pg_database, migrated_engine, pg_admin_url
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -87,9 +87,16 @@ def test_a_table_another_replica_analysed_meanwhile_is_left_alone(fresh_pg: Engi
         assert note_writes(conn, {"run": MIN_ROWS}) == ["run"]
 
 
-def test_tables_that_do_not_exist_are_not_analysed(fresh_pg: Engine) -> None:
+def test_only_the_tables_ingest_grows_are_counted(fresh_pg: Engine) -> None:
     with fresh_pg.begin() as conn:
-        assert note_writes(conn, {"no_such_table": 10 * MIN_ROWS}) == []
+        assert note_writes(conn, {"job": 10 * MIN_ROWS, "no_such_table": 10 * MIN_ROWS}) == []
+    assert _reltuples(fresh_pg, "job") == -1
+
+
+def test_autocheckpoint_restored_is_sqlites_default(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        default = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert default == AUTOCHECKPOINT_PAGES
 
 
 def test_sqlite_needs_no_statistics(sqlite_engine: Engine) -> None:
