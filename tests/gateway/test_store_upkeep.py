@@ -12,16 +12,18 @@ from gateway.contract import RunEvent, State
 from gateway.ingest import apply_batch
 from gateway.store.db import make_engine
 from gateway.store.upkeep import AUTOCHECKPOINT_PAGES, MIN_ROWS, note_writes
-from tests.dbs import fresh_pg_database, migrated_engine, pg_admin_url
+from tests.dbs import fresh_pg_database, migrated_engine
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def fresh_pg() -> Iterator[Engine]:
-    """A store no process has written to yet: no table has been analysed."""
-    if pg_admin_url() is None:
-        pytest.skip("needs PostgreSQL: set SWITCHYARD_TEST_DATABASE_URL (make test sets it)")
+def fresh_pg(pg_engine: Engine) -> Iterator[Engine]:
+    """A store no process has written to yet: no table has been analysed.
+
+    Takes `pg_engine` only for its skip when no PostgreSQL is configured; the
+    session's shared store has been written to, so this is a database of its own.
+    """
     with fresh_pg_database("switchyard_upkeep") as url:
         migrated_engine(url).dispose()
         engine = make_engine(url)  # a new engine: nothing counted yet
