@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulators.kestra import KestraEmulator
-from tests.migration_tools.openapi_check import check_exchange, spec_path
+from tests.migration_tools.openapi_check import check_exchange, load_spec
 
 
 class ManualClock:
@@ -34,11 +34,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def kestra(clock: ManualClock) -> Iterator[KestraEmulator]:
     """The emulator; at teardown every request and response must match the document."""
-    if spec_path() is None:
-        pytest.skip(
-            reason="Kestra's OpenAPI document (kestra-openapi.yml) is not available; "
-            "set SWITCHYARD_KESTRA_OPENAPI to its path"
-        )
+    load_spec()  # a missing document is an error here, never a skip
     with KestraEmulator(clock=clock) as emulator:
         yield emulator
         problems = [p for ex in emulator.exchanges for p in check_exchange(ex)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from migration_tools.kestra_api import KestraApi, KestraApiError
 from migration_tools.translate import translate
 from tests.migration_tools.conftest import ManualClock
 from tests.migration_tools.corpus_loader import CORPUS, load_case
-from tests.migration_tools.openapi_check import check_exchange, spec_path
+from tests.migration_tools.openapi_check import COMMITTED, check_exchange, load_spec, spec_path
 
 NS = "switchyard.migrated"
 
@@ -168,8 +169,6 @@ def test_search_filters_by_label_and_start_date(api: KestraApi, clock: ManualClo
 
 
 def test_a_wrong_token_is_a_401() -> None:
-    if spec_path() is None:
-        pytest.skip(reason="Kestra's OpenAPI document is not available")
     with KestraEmulator(token="s3cret") as emulator:
         with pytest.raises(KestraApiError) as err:
             KestraApi(emulator.url, token="wrong").get_flow(NS, "x")
@@ -187,8 +186,6 @@ def test_an_unreachable_server_is_a_retryable_error_without_status() -> None:
 
 
 def test_the_openapi_check_catches_a_response_missing_required_fields() -> None:
-    if spec_path() is None:
-        pytest.skip(reason="Kestra's OpenAPI document is not available")
     broken = Exchange(
         "GET",
         "/api/v1/main/executions/abc",
@@ -229,3 +226,17 @@ def test_check_flow_asks_the_server_only_after_the_structural_checks_pass(
         "triggers[0].cron: required by io.kestra.plugin.core.trigger.Schedule"
     ]
     assert len(kestra.exchanges) == asked  # the server was not asked
+
+
+def test_the_openapi_document_is_committed_test_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SWITCHYARD_KESTRA_OPENAPI", raising=False)
+    assert spec_path() == COMMITTED
+    assert load_spec()["info"]["title"] == "Kestra EE"
+
+
+def test_a_missing_openapi_document_is_an_error_never_a_skip(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SWITCHYARD_KESTRA_OPENAPI", str(tmp_path / "absent.yml"))
+    with pytest.raises(FileNotFoundError, match=r"absent\.yml"):
+        spec_path()
