@@ -1,9 +1,10 @@
-"""Fixtures: a controllable clock and a Kestra emulator checked against the OpenAPI document."""
+"""Fixtures: a controllable clock and Kestra emulators checked against the OpenAPI document."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,11 +32,26 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture
-def kestra(clock: ManualClock) -> Iterator[KestraEmulator]:
-    """The emulator; at teardown every request and response must match the document."""
-    load_spec()  # a missing document is an error here, never a skip
-    with KestraEmulator(clock=clock) as emulator:
+@contextmanager
+def checked_kestra(clock: ManualClock, version: str = "1") -> Iterator[KestraEmulator]:
+    """An emulator of Kestra `version` whose every request and response, at the
+    end, must match the OpenAPI document (a missing document is an error)."""
+    load_spec()
+    with KestraEmulator(clock=clock, version=version) as emulator:
         yield emulator
         problems = [p for ex in emulator.exchanges for p in check_exchange(ex)]
         assert problems == [], "exchanges depart from the Kestra OpenAPI document"
+
+
+@pytest.fixture
+def kestra(clock: ManualClock) -> Iterator[KestraEmulator]:
+    """A Kestra 1.x emulator checked against the OpenAPI document."""
+    with checked_kestra(clock, "1") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def kestra2(clock: ManualClock) -> Iterator[KestraEmulator]:
+    """A Kestra 2.0 emulator checked against the OpenAPI document."""
+    with checked_kestra(clock, "2") as emulator:
+        yield emulator
