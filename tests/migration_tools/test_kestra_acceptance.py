@@ -12,11 +12,10 @@ from __future__ import annotations
 import pytest
 
 from emulators.kestra import KestraEmulator
-from gateway.contract import JobSpec
 from migration_tools.kestra_api import KestraApi, KestraApiError
 from migration_tools.translate import translate, validate_flow
 from migration_tools.wrap import WRAPPED_KINDS, AirflowTarget, WrapError, WrapOptions, wrap
-from tests.migration_tools.corpus_loader import case_name, corpus_cases, load_case
+from tests.migration_tools.corpus_loader import CORPUS, case_name, corpus_cases, load_case
 
 VERSIONS = ("1", "2")
 NO_SCHEDULE = "it has no schedule Kestra can carry"
@@ -124,15 +123,8 @@ def test_a_flow_for_kestra_1_is_refused_by_a_kestra_2_server(
 def test_a_schedule_with_trigger_conditions_is_refused_by_kestra_2_only(
     servers: dict[str, KestraApi],
 ) -> None:
-    spec = JobSpec(
-        source="cron",
-        key="h1:1",
-        kind="crontab",
-        name="say_hi",
-        schedule="5 * * * *",
-        definition={"command": "echo hi", "host": "h1"},
-    )
-    text = translate(spec).yaml_text.replace(
+    spec, options = load_case(CORPUS / "crontab" / "db1_pg_backup.yaml")
+    text = translate(spec, **options).yaml_text.replace(
         "  disabled: true\n", "  disabled: true\n  conditions: []\n"
     )
     assert "conditions: []" in text
