@@ -94,7 +94,6 @@ class PluginType:
     props: Mapping[str, Prop]
     ignored: frozenset[str] = frozenset()  # bound to nothing, silently dropped
     validations: tuple[str, ...] = ()  # class-level validators (DagTaskValidation, …)
-    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,8 +201,7 @@ def _plugin(name: str, entry: Mapping[str, Any], base: Mapping[str, Prop]) -> Pl
     ignored |= set(_names(newer.get("not_yaml_properties") or ()))
     validations = set(entry.get("class_level_validations") or ())
     validations |= set(newer.get("class_level_validations") or ())
-    source = str(entry.get("source_commit") or newer.get("source_file") or "")
-    return PluginType(name, kind, props, frozenset(ignored), tuple(sorted(validations)), source)
+    return PluginType(name, kind, props, frozenset(ignored), tuple(sorted(validations)))
 
 
 def _aliases(entry: Mapping[str, Any]) -> list[str]:
