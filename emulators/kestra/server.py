@@ -22,14 +22,16 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from emulators.http_server import LoopbackEmulator
+from emulators.kestra.catalogue import Catalogue, catalogue
+from emulators.kestra.flow_parser import check_flow
 from emulators.kestra.state import (
     TERMINAL,
     ApiError,
     ExecutionRecord,
+    InvalidEntity,
     KestraState,
     Scenario,
 )
-from migration_tools.translate.validate import validate_flow
 
 MAX_BODY = 4 * 1024 * 1024
 
@@ -123,6 +125,10 @@ class KestraEmulator(LoopbackEmulator):
 
     `clock` drives every timestamp (inject a controllable one in tests);
     `token`, when set, is required as `Authorization: Bearer <token>`.
+    `version` is the Kestra major version it plays ("1" or "2"; "1.3.2" is
+    read as "1"), fixed for its lifetime as a real server's is: flows are
+    parsed and validated against that version's plugin catalogue
+    (`catalogue.py`), so a flow meant for 2.0 is posted to a 2.0 emulator.
     """
 
     server_name = "kestra-emulator"
@@ -134,8 +140,11 @@ class KestraEmulator(LoopbackEmulator):
         clock: Callable[[], datetime] = _now,
         token: str | None = None,
         port: int = 0,
+        version: str = "1",
     ) -> None:
-        self.state = KestraState(clock=clock)
+        self.catalogue: Catalogue = catalogue(version)
+        self.version = self.catalogue.version
+        self.state = KestraState(clock=clock, catalogue=self.catalogue)
         self.token = token
         self.port = port
         self.exchanges: list[Exchange] = []
@@ -183,7 +192,7 @@ class KestraEmulator(LoopbackEmulator):
             return 200, st.put_flow(tenant, body.decode(), expect=None).as_json(with_source=True)
         if rest == "/flows/validate" and method == "POST":
             _need_yaml(ctype)
-            return 200, _validate_docs(body.decode())
+            return 200, _validate_docs(body.decode(), st.catalogue)
         if rest == "/flows/search" and method == "GET":
             flows = sorted(
                 (f for f in st.flows.values() if f.tenant == tenant),
@@ -315,7 +324,9 @@ def _filter_value(query: list[tuple[str, str]], field: str) -> str | None:
     return None
 
 
-def _validate_docs(text: str) -> list[dict[str, Any]]:
+def _validate_docs(text: str, plugins: Catalogue) -> list[dict[str, Any]]:
+    """`POST /flows/validate`: one verdict per document; `constraints` is the
+    violations as Kestra's ConstraintViolationException message joins them."""
     out: list[dict[str, Any]] = []
     try:
         docs = list(yaml.safe_load_all(text))
@@ -323,7 +334,7 @@ def _validate_docs(text: str) -> list[dict[str, Any]]:
         return [
             {
                 "index": 0,
-                "constraints": f"Invalid YAML: {exc}",
+                "constraints": f"yaml: Illegal flow source: {exc}",
                 "outdated": False,
                 "deprecationPaths": [],
                 "warnings": [],
@@ -343,9 +354,9 @@ def _validate_docs(text: str) -> list[dict[str, Any]]:
                 item["flow"] = doc["id"]
             if isinstance(doc.get("namespace"), str):
                 item["namespace"] = doc["namespace"]
-        problems = validate_flow(doc)
-        if problems:
-            item["constraints"] = "\n".join(str(p) for p in problems)
+        violations = check_flow(doc, plugins)
+        if violations:
+            item["constraints"] = ", ".join(str(v) for v in violations)
         out.append(item)
     return out
 
@@ -373,7 +384,7 @@ def _make_handler(emulator: KestraEmulator) -> type[BaseHTTPRequestHandler]:
                 try:
                     status, payload = emulator.handle(self.command, parts.path, query, ctype, body)
                 except ApiError as exc:
-                    status, payload = exc.status, {"message": exc.message}
+                    status, payload = exc.status, exc.body(parts.path)
                 except Exception as exc:  # an emulator bug must answer, not hang the client
                     status, payload = 500, {"message": f"emulator error: {exc!r}"}
             data = b"" if payload is None else json.dumps(payload).encode()
@@ -393,4 +404,4 @@ def _make_handler(emulator: KestraEmulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-__all__ = ["TERMINAL", "ApiError", "Exchange", "KestraEmulator", "Scenario"]
+__all__ = ["TERMINAL", "ApiError", "Exchange", "InvalidEntity", "KestraEmulator", "Scenario"]

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import yaml
-
-from migration_tools.translate.validate import validate_flow
+from emulators.kestra.catalogue import Catalogue, catalogue
+from emulators.kestra.flow_parser import FlowInvalid, Violation, parse_flow
 
 TERMINAL = frozenset(
     {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED", "SKIPPED", "RESUBMITTED"}
@@ -34,6 +33,29 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    def body(self, path: str) -> dict[str, Any]:
+        return {"message": self.message}
+
+
+class InvalidEntity(ApiError):
+    """A flow Kestra refuses: 422 shaped as Kestra's ErrorController answers a
+    ConstraintViolationException (Micronaut's vnd.error `JsonError`): the
+    violations joined in `message`, one `{message, path}` each under
+    `_embedded.errors`."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__(422, "Invalid entity: " + ", ".join(str(v) for v in violations))
+        self.violations = violations
+
+    def body(self, path: str) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "_links": {"self": {"href": path, "templated": False}},
+            "_embedded": {
+                "errors": [{"message": v.message, "path": v.path} for v in self.violations]
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,7 @@ class ExecutionRecord:
 @dataclass
 class KestraState:
     clock: Callable[[], datetime]
+    catalogue: Catalogue = field(default_factory=catalogue)
     flows: dict[tuple[str, str, str], FlowRecord] = field(default_factory=dict)
     triggers: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, ExecutionRecord] = field(default_factory=dict)
@@ -226,13 +249,9 @@ class KestraState:
     # flows -------------------------------------------------------------
     def parse_flow(self, source: str) -> dict[str, Any]:
         try:
-            body = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise ApiError(422, f"Invalid YAML: {exc}") from exc
-        problems = validate_flow(body)
-        if problems:
-            raise ApiError(422, "Invalid entity: " + "; ".join(str(p) for p in problems))
-        return dict(body)
+            return parse_flow(source, self.catalogue)
+        except FlowInvalid as exc:
+            raise InvalidEntity(exc.violations) from exc
 
     def put_flow(self, tenant: str, source: str, *, expect: tuple[str, str] | None) -> FlowRecord:
         body = self.parse_flow(source)

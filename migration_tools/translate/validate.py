@@ -47,7 +47,6 @@ REMOVED_IN_2 = frozenset(
         "io.kestra.plugin.core.flow.ForEachItem",
         "io.kestra.plugin.core.flow.EachSequential",
         "io.kestra.plugin.core.flow.EachParallel",
-        "io.kestra.plugin.core.flow.Toggle",
         "io.kestra.plugin.core.trigger.Toggle",
     }
 )

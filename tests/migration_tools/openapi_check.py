@@ -1,9 +1,11 @@
 """Checks recorded Kestra emulator exchanges against Kestra's OpenAPI document.
 
-The document (`kestra-openapi.yml`, Kestra EE 2.0.0-SNAPSHOT) is not vendored;
-it is read from `$SWITCHYARD_KESTRA_OPENAPI` or the shared reference folder.
-Three defects of the document are patched before use, each for a stated
-reason (see `_patch`); everything else is checked as published.
+The document (`data/kestra-openapi.yml`, Kestra EE 2.0.0-SNAPSHOT, see
+`data/README.md`) is committed as test data, so it is never missing;
+`$SWITCHYARD_KESTRA_OPENAPI` may point at another copy. A missing document is
+an error (`FileNotFoundError`), never a skip. Three defects of the document
+are patched before use, each for a stated reason (see `_patch`); everything
+else is checked as published.
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ from openapi_schema_validator import OAS30Validator
 
 from emulators.kestra.server import Exchange
 
-CANDIDATES = [
-    Path(os.environ.get("SWITCHYARD_KESTRA_OPENAPI", "/nonexistent")),
-    # shared/ lies beside the checkout, for developers and for CI alike.
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "kestra-openapi.yml",
-    Path("/work/shared/reference/kestra-openapi.yml"),
-]
+COMMITTED = Path(__file__).parent / "data" / "kestra-openapi.yml"
 
 
-def spec_path() -> Path | None:
-    return next((p for p in CANDIDATES if p.is_file()), None)
+def spec_path() -> Path:
+    """The document to check against; FileNotFoundError naming it when it is missing."""
+    override = os.environ.get("SWITCHYARD_KESTRA_OPENAPI")
+    path = Path(override) if override else COMMITTED
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Kestra's OpenAPI document is missing at {path}"
+            + (" (set by SWITCHYARD_KESTRA_OPENAPI)" if override else "; it is committed test data")
+        )
+    return path
 
 
 def _patch(doc: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +68,6 @@ def _patch(doc: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def load_spec() -> dict[str, Any]:
     path = spec_path()
-    if path is None:
-        raise FileNotFoundError("kestra-openapi.yml not found")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the document is 28k lines
     return _patch(yaml.load(path.read_text(), Loader=loader))
 

@@ -155,3 +155,13 @@ def test_check_flow_reports_the_server_constraints_line_by_line() -> None:
         "(server, document 0): a: bad",
         "(server, document 0): b: worse",
     ]
+
+
+def test_every_type_our_validator_names_is_a_class_kestra_declares() -> None:
+    # Checked against the Kestra emulator's catalogue (Kestra's own Java classes),
+    # so a misremembered class name here cannot hide behind our own tables.
+    from emulators.kestra.catalogue import catalogue
+    from migration_tools.translate.validate import REMOVED_IN_2, REQUIRED
+
+    declared = set(catalogue("1").types)
+    assert sorted((set(REQUIRED) | REMOVED_IN_2) - declared) == []
