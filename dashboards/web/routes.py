@@ -42,7 +42,7 @@ from dashboards.web.waterfall import build_waterfall
 from gateway import incidents as incident_engine
 from gateway.auth import authenticate
 from gateway.config import Config
-from gateway.contract import RunKind, State
+from gateway.contract import RunKind, State, ascii_number, in_utc_range, secrets_match
 from gateway.queries import (
     InvalidCursor,
     get_trace,
@@ -214,7 +214,7 @@ async def login_submit(request: Request) -> Response:
     cookie_nonce = request.cookies.get(LOGIN_CSRF_COOKIE)
     error = None
     principal = None
-    if not cookie_nonce or not secrets.compare_digest(cookie_nonce, form.get("csrf", "")):
+    if not cookie_nonce or not secrets_match(form.get("csrf", ""), cookie_nonce):
         error = "The login form expired; please try again."
     else:
         principal = authenticate(_engine(request), form.get("token", "").strip())
@@ -356,9 +356,11 @@ def _parse_local(field_name: str, text: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return in_utc_range(value).astimezone(UTC)
     except ValueError:
-        raise FilterError(f"{field_name}: {text!r} is not a date and time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        raise FilterError(f"{field_name}: {text!r} is not a date and time in UTC's range") from None
 
 
 def parse_run_filters(params: Mapping[str, str], now: datetime) -> RunFilters:
@@ -651,9 +653,10 @@ def incident_page(request: Request, incident_id: str) -> Response:
     if auth is None:
         return _to_login(request)
     detail = None
-    if incident_id.isdigit():
+    number = ascii_number(incident_id, most=incident_engine.MAX_INCIDENT_ID)
+    if number is not None:
         with Session(_engine(request)) as session:
-            detail = incident_engine.incident_detail(session, int(incident_id))
+            detail = incident_engine.incident_detail(session, number)
     if detail is None:
         return _render(
             request,

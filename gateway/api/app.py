@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.edge import RequestEdge
 from gateway.api.hot_routes import HotRoutes
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
 from gateway.api.problems import install_problem_handlers
@@ -156,11 +157,13 @@ def create_app(
     app.include_router(dashboard_router)
 
     # Added last = outermost: the cap applies before anything reads a body,
-    # and metrics see every response, 413s included.
+    # metrics see every response, 413s included, and the edge catches (and
+    # logs once) whatever escapes them all.
     if hot:
         app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestEdge)
     return app
 
 
