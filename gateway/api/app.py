@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.docs import mount_docs
 from gateway.api.edge import RequestEdge
 from gateway.api.hot_routes import HotRoutes
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
@@ -127,7 +128,7 @@ def create_app(
         summary="One view over Airflow, Kubernetes, Lambda, cron and Kestra runs.",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # mounted below, from local assets
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -154,6 +155,7 @@ def create_app(
     for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows, migrations):
         api.include_router(module.router)
     app.include_router(api)
+    mount_docs(app, docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json")
     app.include_router(dashboard_router)
 
     # Added last = outermost: the cap applies before anything reads a body,
