@@ -22,8 +22,6 @@ covered by `tests/security/test_crafted_input.py`.)
 
 from __future__ import annotations
 
-import base64
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +46,15 @@ from gateway.store.db import make_engine
 from tests.dbs import migrated_engine
 from tests.fuzz.unlisted_routes import unlisted_routes
 from tests.gateway.test_api_webhooks import SECRET, HookAdapter
+from tests.security.test_crafted_input import (
+    TOO_EARLY,
+    TOO_LATE,
+    UUID,
+    a_report,
+    airflow_facet,
+    cursor,
+    lineage,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -209,11 +216,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     f.engine.dispose()
 
 
-@pytest.mark.parametrize("label", operation_labels())
-def test_no_generated_request_gets_a_5xx_or_leaves_a_partial_write(
-    label: str, fuzzed: Fuzzed
-) -> None:
-    operation = fuzzed.operations[label]
+def fuzz(fuzzed: Fuzzed, operation: Any, max_examples: int) -> int:
+    """Send `max_examples` generated cases (valid and invalid) through `Fuzzed.check`."""
     calls: list[int] = []
 
     @given(
@@ -223,7 +227,7 @@ def test_no_generated_request_gets_a_5xx_or_leaves_a_partial_write(
         )
     )
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=max_examples,
         deadline=None,
         derandomize=True,
         database=None,
@@ -233,73 +237,30 @@ def test_no_generated_request_gets_a_5xx_or_leaves_a_partial_write(
         calls.append(fuzzed.check(case, {}))
 
     check()
-    assert calls, f"{label}: no case was generated"
-    fuzzed.cases[label] = len(calls)
+    assert calls, f"{operation.label}: no case was generated"
+    return len(calls)
+
+
+@pytest.mark.parametrize("label", operation_labels())
+def test_no_generated_request_gets_a_5xx_or_leaves_a_partial_write(
+    label: str, fuzzed: Fuzzed
+) -> None:
+    fuzzed.cases[label] = fuzz(fuzzed, fuzzed.operations[label], MAX_EXAMPLES)
 
 
 @pytest.mark.parametrize("label", unlisted_labels())
 def test_no_generated_request_to_a_route_outside_the_document_gets_a_5xx(
     label: str, fuzzed: Fuzzed
 ) -> None:
-    operation = fuzzed.unlisted[label]
-    calls: list[int] = []
-
-    @given(
-        case=st.one_of(
-            operation.as_strategy(GenerationMode.POSITIVE),
-            operation.as_strategy(GenerationMode.NEGATIVE),
-        )
-    )
-    @settings(
-        max_examples=MAX_UNLISTED_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    def check(case: Any) -> None:
-        calls.append(fuzzed.check(case, {}))
-
-    check()
-    assert calls, f"{label}: no case was generated"
+    fuzz(fuzzed, fuzzed.unlisted[label], MAX_UNLISTED_EXAMPLES)
 
 
 # -- the inputs that were 500s, as explicit cases --------------------------------
 
-UUID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
-RUN_ID = "3f5e83fa-3480-44ff-99c5-ff943cd7e4d6"
-TOO_EARLY = "0001-01-01T00:00:00+14:00"
-TOO_LATE = "9999-12-31T23:59:59-14:00"
-
-
-def cursor(parts: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def lineage(facets: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    return {
-        "eventType": "START",
-        "eventTime": "2026-01-01T00:00:00Z",
-        "producer": "https://example.com/p",
-        "run": {"runId": RUN_ID, "facets": facets or {}},
-        "job": {"namespace": "spark", "name": "nightly"},
-        **fields,
-    }
-
 
 def report(**fields: Any) -> dict[str, Any]:
-    base = {
-        "phase": "start",
-        "run_id": "r1",
-        "job": "web-1/root/0123456789ab",
-        "host": "web-1",
-        "started_at": "2026-01-01T00:00:00Z",
-        "sent_at": "2026-01-01T00:00:00Z",
-    }
-    return {"reports": [{**base, **fields}]}
+    return {"reports": [a_report(**fields)]}
 
-
-AIRFLOW_TI = {"dag": {"dag_id": "d"}, "dagRun": {"run_id": "r"}, "task": {"task_id": "t"}}
 
 # (operation label, how the case differs from an empty one, the status it must get)
 CRAFTED: dict[str, tuple[str, dict[str, Any], int]] = {
@@ -418,7 +379,7 @@ CRAFTED: dict[str, tuple[str, dict[str, Any], int]] = {
     ),
     "lineage map_index list": (
         "POST /api/v1/lineage",
-        {"body": lineage({"airflow": {**AIRFLOW_TI, "taskInstance": {"map_index": [1]}}})},
+        {"body": lineage(airflow_facet(map_index=[1]))},
         422,
     ),
     "lineage dag facet a string": (
@@ -441,7 +402,7 @@ CRAFTED: dict[str, tuple[str, dict[str, Any], int]] = {
         {
             "body": [
                 lineage(),
-                lineage({"airflow": {**AIRFLOW_TI, "taskInstance": {"map_index": 1e300}}}),
+                lineage(airflow_facet(map_index=1e300)),
             ]
         },
         200,

@@ -25,22 +25,12 @@ from starlette.routing import Route
 
 from gateway.api.app import create_app
 from gateway.config import parse_config
-from gateway.contract import EventSink, JobSpec, PollResult
+from gateway.contract import EventSink
+from tests.gateway.test_api_webhooks import HookAdapter
 
 
-class Exploding:
+class Exploding(HookAdapter):
     """A push source whose routes fail the way a bug would: an exception nobody expects."""
-
-    kind = "cron"
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def discover(self) -> list[JobSpec]:
-        return []
-
-    def poll(self, cursor: str | None) -> PollResult:
-        return PollResult(events=[], cursor=cursor)
 
     def routes(self, sink: EventSink) -> APIRouter:
         router = APIRouter()
