@@ -57,6 +57,7 @@ ENTRY_POINT_GROUP = "switchyard.adapters"
 
 _NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NOT_IN_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NOT_IN_LINES = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")  # tabs allowed
 
 
 def _found(bad: re.Match[str]) -> str:
@@ -68,6 +69,14 @@ def one_line(value: str) -> str:
     bad = _NOT_IN_NAMES.search(value)
     if bad is not None:
         raise ValueError(f"must be one line of printable text; it holds {_found(bad)}")
+    return value
+
+
+def tabbed_line(value: str) -> str:
+    """`value` if it is one line, tabs allowed (a crontab line or the command in it)."""
+    bad = _NOT_IN_LINES.search(value)
+    if bad is not None:
+        raise ValueError(f"must be one line of text; it holds {_found(bad)}")
     return value
 
 
@@ -209,6 +218,7 @@ def ascii_number(text: str, *, most: int) -> int | None:
 
 
 Name = Annotated[str, AfterValidator(one_line)]
+Line = Annotated[str, AfterValidator(tabbed_line)]
 Text = Annotated[str, AfterValidator(free_text)]
 WebUrl = Annotated[str, AfterValidator(web_url)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_safe)]
@@ -710,6 +720,7 @@ __all__ = [
     "EventSink",
     "JobSpec",
     "JsonObject",
+    "Line",
     "LinkStrength",
     "Name",
     "PollResult",
@@ -743,6 +754,7 @@ __all__ = [
     "secrets_match",
     "span_id_for",
     "stable_id",
+    "tabbed_line",
     "trace_id_for",
     "web_url",
 ]

@@ -22,6 +22,7 @@ from gateway.contract import (
     MAX_ATTRIBUTES_BYTES,
     ErrorInfo,
     JobSpec,
+    Line,
     Name,
     Ref,
     RunEvent,
@@ -53,7 +54,8 @@ class CronPayloadError(ValueError):
 
 
 # A host is untrusted: its names and ids are one line of printable text (the
-# contract's `Name`), numbers are finite and in range. A command run through the
+# contract's `Name`; a crontab line and its command may hold tabs, `Line`),
+# numbers are finite and in range. A command run through the
 # wrapper may span lines (`sh -c $'a\nb'`), so it and the output are free text.
 # Output is what the job printed: NUL in it is replaced, not refused (`loggable`).
 
@@ -97,14 +99,14 @@ class HostJob(BaseModel):
     schedule: Name | None
     schedule_native: Name
     timezone: Name = "UTC"
-    command: Name
-    wrapped_command: Name | None = None
+    command: Line
+    wrapped_command: Line | None = None
     check: Name | None = None
     paused: bool = False
     removed: bool = False
     path: Name
     line_no: int = Field(ge=0, le=2**31 - 1)
-    line: Name
+    line: Line
 
 
 def fit_text(text: str, max_json_bytes: int) -> str:
@@ -270,7 +272,7 @@ def host_jobs(source: str, payload: Any) -> list[JobSpec]:
                 source=source,
                 key=j.key,
                 kind="crontab",
-                name=(j.check or j.wrapped_command or j.command)[:NAME_CHARS],
+                name=as_one_line(j.check or j.wrapped_command or j.command)[:NAME_CHARS],
                 schedule=schedule,
                 schedule_native=j.schedule_native,
                 timezone=j.timezone,

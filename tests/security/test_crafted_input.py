@@ -255,6 +255,15 @@ def test_cron_jobs_with_a_bad_value_are_422_naming_the_field(
         assert session.exec(select(Job).where(Job.source == "cronny")).all() == []
 
 
+def test_a_crontab_line_with_tabs_is_one_line_and_accepted(gw: Gateway) -> None:
+    job = a_job(line="0\t*\t* * *\tbackup.sh\t--full", command="backup.sh\t--full")
+    r = gw.client.post("/api/v1/cron/jobs", json={"host": "web-1", "jobs": [job]}, headers=CRON)
+    assert r.status_code == 200, r.text
+    with Session(gw.engine) as session:
+        stored = session.exec(select(Job).where(Job.source == "cronny")).one()
+    assert stored.name == "backup.sh --full"
+
+
 # -- secrets compared in constant time, whatever their characters --------------
 
 
