@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -33,6 +43,185 @@ MAX_ATTRIBUTES_BYTES = 64 * 1024
 MAX_REFS = 64
 
 ENTRY_POINT_GROUP = "switchyard.adapters"
+
+# -- What text and numbers a source may report --------------------------------
+#
+# Names, keys, hosts, users and ids are one line of printable text. A control
+# character in one (C0 with NUL and newline, DEL, C1) has no honest use and is
+# how a value breaks out of where it is written: a newline in a job key once
+# added top-level keys to a generated Kestra flow through its header comment.
+# Free text (messages, output, source text) may hold newlines and tabs, never
+# NUL, which PostgreSQL cannot store. No text may hold a lone surrogate (not
+# Unicode: it cannot be encoded to be stored). Numbers must be finite: NaN and
+# Infinity are not JSON and no database column takes them back.
+
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NOT_IN_LINES = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")  # tabs allowed
+
+
+def _found(bad: re.Match[str]) -> str:
+    return f"U+{ord(bad.group()):04X} at position {bad.start()}"
+
+
+def one_line(value: str) -> str:
+    """`value` if it is one line of printable text, else ValueError naming the character."""
+    bad = _NOT_IN_NAMES.search(value)
+    if bad is not None:
+        raise ValueError(f"must be one line of printable text; it holds {_found(bad)}")
+    return value
+
+
+def tabbed_line(value: str) -> str:
+    """`value` if it is one line, tabs allowed (a crontab line or the command in it)."""
+    bad = _NOT_IN_LINES.search(value)
+    if bad is not None:
+        raise ValueError(f"must be one line of text; it holds {_found(bad)}")
+    return value
+
+
+def free_text(value: str) -> str:
+    """`value` if it holds no NUL and no lone surrogate (newlines and tabs are fine)."""
+    bad = _NOT_IN_TEXT.search(value)
+    if bad is not None:
+        raise ValueError(f"must not hold NUL or a lone surrogate; it holds {_found(bad)}")
+    return value
+
+
+def as_one_line(text: str) -> str:
+    """`text` made one line: control characters become spaces, runs of spaces one space."""
+    return " ".join(_NOT_IN_NAMES.sub(" ", text).split())
+
+
+def loggable(text: str) -> str:
+    """Captured output made fit for free text: NUL and lone surrogates become U+FFFD.
+
+    For adapters that copy bytes a program printed (a job's output, a ping
+    body): the run must still be recorded, so the text is cleaned rather than
+    the report refused.
+    """
+    if _NOT_IN_TEXT.search(text) is None:
+        return text
+    return _NOT_IN_TEXT.sub("\ufffd", text)
+
+
+def json_problem(value: Any) -> str | None:
+    """Where a JSON-like value breaks the rules above, as `path: reason`; None if it does not.
+
+    Strings (keys too) must be free text and numbers finite, at any depth.
+    Walked with a stack, so a deeply nested value cannot exhaust the recursion limit.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            bad = _NOT_IN_TEXT.search(item)
+            if bad is not None:
+                where = path or "(value)"
+                return f"{where}: must not hold NUL or a lone surrogate; it holds {_found(bad)}"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{path or '(value)'}: {item} is not a finite number"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                name = str(key)
+                bad = _NOT_IN_TEXT.search(name)
+                if bad is not None:
+                    return f"{path or '(value)'}: a key holds {_found(bad)}"
+                stack.append((f"{path}.{name}" if path else name, inner))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+    return None
+
+
+def _json_safe(value: Any) -> Any:
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON (numbers must be finite)")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return number
+
+
+def read_json(raw: bytes | str) -> Any:
+    """A body parsed as JSON as RFC 8259 defines it: `NaN`, `Infinity` and `1e999` refused.
+
+    Python's `json.loads` reads them as floats no database takes back. Raises
+    `ValueError` (a `JSONDecodeError` or `UnicodeDecodeError` for a body that is
+    not JSON at all).
+    """
+    return json.loads(raw, parse_constant=_not_json, parse_float=_finite)
+
+
+def web_url(value: str) -> str:
+    """`value` if it is an absolute `http` or `https` URL, else ValueError.
+
+    A deep link is rendered as a link; any other scheme (`javascript:`,
+    `data:`, `file:`) is a way to run or fetch something from the viewer's page.
+    """
+    one_line(value)
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ValueError(f"is not a URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http or https URL")
+    return value
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """`value` if it has an offset and converts to UTC, else ValueError.
+
+    `0001-01-01T00:00:00+14:00` parses but is before year 1 in UTC: it would
+    fail later, on its way into the database, as an internal error.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a timezone (naive timestamps are ambiguous)")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
+    return value
+
+
+def secrets_match(given: str, expected: str) -> bool:
+    """Compare a presented secret with the expected one in constant time.
+
+    `hmac.compare_digest` refuses `str` with non-ASCII characters (TypeError,
+    a 500 for whoever sent one); both are compared as UTF-8 bytes instead.
+    """
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
+def ascii_number(text: str, *, most: int) -> int | None:
+    """`text` as a non-negative integer of ASCII digits up to `most`; None otherwise.
+
+    `str.isdigit()` accepts `²` and Arabic-Indic digits, which `int()` then
+    refuses or reads, and `int()` of 5,000 digits raises: neither is a number a
+    client means to send.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    number = int(text)
+    return number if number <= most else None
+
+
+Name = Annotated[str, AfterValidator(one_line)]
+Line = Annotated[str, AfterValidator(tabbed_line)]
+Text = Annotated[str, AfterValidator(free_text)]
+WebUrl = Annotated[str, AfterValidator(web_url)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_safe)]
 
 
 class State(enum.StrEnum):
@@ -91,9 +280,10 @@ class ErrorInfo(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = Field(min_length=1, max_length=128)
-    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    exit_code: int | None = None
+    kind: Name = Field(min_length=1, max_length=128)
+    message: Text | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    # The range of the column it is stored in (and of Kubernetes' exitCode).
+    exit_code: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 _REF_NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -111,7 +301,7 @@ class Ref(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     namespace: str = Field(min_length=1, max_length=64)
-    value: str = Field(min_length=1, max_length=512)
+    value: Name = Field(min_length=1, max_length=512)
 
     @field_validator("namespace")
     @classmethod
@@ -136,9 +326,12 @@ def parse_traceparent(header: str) -> tuple[str, str] | None:
 
 
 def _aware(name: str, v: datetime | None) -> datetime | None:
-    if v is not None and (v.tzinfo is None or v.utcoffset() is None):
-        raise ValueError(f"{name} must carry a timezone (naive timestamps are ambiguous)")
-    return v
+    if v is None:
+        return None
+    try:
+        return in_utc_range(v)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}") from None
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -173,15 +366,15 @@ class RunEvent(BaseModel):
     of one source run lands in one trace whatever order events arrive in.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    source: str = Field(min_length=1, max_length=128)
+    source: Name = Field(min_length=1, max_length=128)
     kind: RunKind = RunKind.run
-    key: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
-    parent_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
-    root_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
-    job: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
-    name: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    key: Name = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    parent_key: Name | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
+    root_key: Name | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
+    job: Name | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    name: Name | None = Field(default=None, max_length=MAX_KEY_CHARS)
     state: State
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -191,7 +384,7 @@ class RunEvent(BaseModel):
     error: ErrorInfo | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     refs: list[Ref] = Field(default_factory=list, max_length=MAX_REFS)
-    url: str | None = Field(default=None, max_length=4096)
+    url: WebUrl | None = Field(default=None, max_length=4096)
 
     @field_validator("started_at", "ended_at", "observed_at", "nominal_time")
     @classmethod
@@ -201,6 +394,9 @@ class RunEvent(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _attributes_bounded(cls, v: dict[str, Any]) -> dict[str, Any]:
+        problem = json_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         if _surely_small(v):
             return v
         try:
@@ -248,12 +444,12 @@ class RunEvent(BaseModel):
 class TaskSpec(BaseModel):
     """One task inside a job definition (an Airflow task, a Kestra task)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(min_length=1)
-    type: str = Field(description="operator class or task type, e.g. BashOperator")
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    upstream: list[str] = Field(default_factory=list)
+    id: Name = Field(min_length=1)
+    type: Name = Field(description="operator class or task type, e.g. BashOperator")
+    arguments: JsonObject = Field(default_factory=dict)
+    upstream: list[Name] = Field(default_factory=list)
     retries: int | None = None
     timeout_s: float | None = None
 
@@ -266,30 +462,30 @@ class JobSpec(BaseModel):
     definition and, where there is one, the source text).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    source: str = Field(min_length=1, max_length=128)
-    key: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    source: Name = Field(min_length=1, max_length=128)
+    key: Name = Field(min_length=1, max_length=MAX_KEY_CHARS)
     kind: Literal["dag", "cronjob", "k8s_job", "lambda", "crontab", "kestra_flow", "job"]
-    name: str | None = None
-    schedule: str | None = Field(
+    name: Name | None = None
+    schedule: Name | None = Field(
         default=None, description="five-field cron expression, or None if unscheduled"
     )
-    schedule_native: str | None = Field(
+    schedule_native: Name | None = Field(
         default=None, description="the schedule as the source wrote it (rate(), @daily…)"
     )
-    timezone: str = "UTC"
+    timezone: Name = "UTC"
     paused: bool = False
-    owner: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    owner: Name | None = None
+    labels: dict[Name, Name] = Field(default_factory=dict)
     grace_s: float | None = Field(default=None, ge=0)
     max_duration_s: float | None = Field(default=None, ge=0)
     min_duration_s: float | None = Field(default=None, ge=0)
     tasks: list[TaskSpec] = Field(default_factory=list)
-    edges: list[tuple[str, str]] = Field(default_factory=list)
-    definition: dict[str, Any] = Field(default_factory=dict)
-    source_text: str | None = None
-    url: str | None = None
+    edges: list[tuple[Name, Name]] = Field(default_factory=list)
+    definition: JsonObject = Field(default_factory=dict)
+    source_text: Text | None = None
+    url: WebUrl | None = None
 
 
 class PollResult(BaseModel):
@@ -523,7 +719,10 @@ __all__ = [
     "ErrorInfo",
     "EventSink",
     "JobSpec",
+    "JsonObject",
+    "Line",
     "LinkStrength",
+    "Name",
     "PollResult",
     "PushAdapter",
     "PushRejected",
@@ -534,15 +733,28 @@ __all__ = [
     "SourceError",
     "State",
     "TaskSpec",
+    "Text",
     "UnknownAdapterKind",
     "WakingAdapter",
+    "WebUrl",
     "WebhookAdapter",
     "adapter_kinds",
+    "as_one_line",
+    "ascii_number",
     "create_adapter",
+    "free_text",
+    "in_utc_range",
     "job_id_for",
+    "json_problem",
     "load_adapter_factory",
+    "loggable",
+    "one_line",
     "parse_traceparent",
+    "read_json",
+    "secrets_match",
     "span_id_for",
     "stable_id",
+    "tabbed_line",
     "trace_id_for",
+    "web_url",
 ]

@@ -83,6 +83,9 @@ SKIPPED = frozenset({State.skipped.value})
 LAUNCHED_BY = frozenset({"airflow.ti", "airflow.ti_label"})
 MAX_MEMBERS = 1000
 MAX_NEVER_STARTED_EDGES = 50
+# Above any incident id: the largest integer the database drivers take. A larger
+# number names no incident, and passed on it overflows the driver (a 500).
+MAX_INCIDENT_ID = 2**63 - 1
 
 
 def specificity(error_kind: str | None, exit_code: int | None = None) -> int:
@@ -910,7 +913,7 @@ def list_incidents(
     """
     # Imported here: gateway.queries pulls in the runtime, which imports ingest,
     # which calls gateway.correlate, which imports this module.
-    from gateway.queries import InvalidCursor, _decode_cursor, _encode_cursor
+    from gateway.queries import InvalidCursor, _cursor_instant, _decode_cursor, _encode_cursor
 
     incident = table("incident")
     limit = max(1, min(limit, 500))
@@ -920,12 +923,11 @@ def list_incidents(
     else:
         query = query.where(incident.c.status != "merged")
     if cursor:
-        ts_text, last_id = _decode_cursor(cursor, 2)
-        try:
-            last_ts = datetime.fromisoformat(str(ts_text))
-            last = int(last_id)
-        except (TypeError, ValueError):
-            raise InvalidCursor("cursor is not one this server issued") from None
+        ts_text, last = _decode_cursor(cursor, 2)
+        last_ts = _cursor_instant(ts_text)
+        # An id the column can hold: a larger one overflows the driver (a 500).
+        if type(last) is not int or not 0 <= last <= MAX_INCIDENT_ID:
+            raise InvalidCursor("cursor is not one this server issued")
         query = query.where(
             sa.or_(
                 incident.c.opened_at < last_ts,

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from gateway.config import Config
+from gateway.contract import in_utc_range, one_line
 from gateway.runtime.status import SourceStatus, source_statuses
 from gateway.store.models import Cursor, Job, Link, Run, RunEventRow, RunRef
 
@@ -68,6 +69,26 @@ def _decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(parts, list) or len(parts) != arity:
         raise InvalidCursor("cursor is not one this server issued")
     return parts
+
+
+def _cursor_instant(value: Any) -> datetime:
+    """A cursor's timestamp: ISO text with an offset, inside what UTC can hold."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return in_utc_range(datetime.fromisoformat(value))
+    except ValueError:
+        raise InvalidCursor("cursor is not one this server issued") from None
+
+
+def _cursor_name(value: Any) -> str:
+    """A cursor's id, source or key: one line of text, as every stored one is."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return one_line(value)
+    except ValueError:
+        raise InvalidCursor("cursor is not one this server issued") from None
 
 
 def _like(text: str) -> str:
@@ -142,16 +163,13 @@ def list_runs(
             )
         )
     if cursor:
-        ts_text, last_id = _decode_cursor(cursor, 2)
-        try:
-            last_ts = datetime.fromisoformat(ts_text)
-        except (TypeError, ValueError):
-            raise InvalidCursor("cursor is not one this server issued") from None
+        ts_text, id_text = _decode_cursor(cursor, 2)
+        last_ts, last_id = _cursor_instant(ts_text), _cursor_name(id_text)
         # `sort <= last_ts` is implied by the OR, but stated on its own it
         # bounds the index range scan (SQLite does not derive it from an OR).
         stmt = stmt.where(
             sort <= last_ts,
-            or_(sort < last_ts, and_(sort == last_ts, col(Run.id) < str(last_id))),
+            or_(sort < last_ts, and_(sort == last_ts, col(Run.id) < last_id)),
         )
     stmt = stmt.order_by(sort.desc(), col(Run.id).desc()).limit(limit + 1)
     rows = list(session.exec(stmt))
@@ -337,7 +355,7 @@ def list_jobs(
             )
         )
     if cursor:
-        last_source, last_key = (str(p) for p in _decode_cursor(cursor, 2))
+        last_source, last_key = (_cursor_name(p) for p in _decode_cursor(cursor, 2))
         stmt = stmt.where(
             or_(
                 col(Job.source) > last_source,

@@ -12,9 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from gateway.contract import ascii_number, secrets_match
+
 HEADER = "X-Switchyard-Signature"
 TOLERANCE_S = 300
 _MAX_HEADER_CHARS = 1024
+# Unix seconds up to the year 33658: a longer `t` is no time a client means.
+_MAX_T = 10**12 - 1
 
 
 class SignatureError(ValueError):
@@ -56,9 +60,9 @@ def verify(
         if not sep:
             raise SignatureError(f"malformed {HEADER} header: expected t=<seconds>,v1=<hex>")
         if name == "t":
-            if not value.isdigit():
+            t = ascii_number(value, most=_MAX_T)
+            if t is None:
                 raise SignatureError(f"malformed {HEADER} header: t must be unix seconds")
-            t = int(value)
         elif name == "v1":
             candidates.append(value.lower())
     if t is None or not candidates:
@@ -71,7 +75,7 @@ def verify(
     matched = None
     for candidate in candidates:
         # compare_digest on every candidate, so timing says nothing about which matched.
-        if hmac.compare_digest(candidate.encode(), expected.encode()):
+        if secrets_match(candidate, expected):
             matched = candidate
     if matched is None:
         raise SignatureError("signature does not match the body")

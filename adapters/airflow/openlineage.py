@@ -11,15 +11,21 @@ keyed by its ``runId``, with its parent facet as parent and root.
 
 `routes(source, sink, api_key)` serves ``POST /api/v1/lineage`` (one event,
 200) and ``POST /api/v1/lineage/batch`` (an array; 200 with ``status`` =
-``success`` or ``partial_success`` and counts). An invalid body answers 422
-with the offending field's path; nothing of an invalid single event is stored,
-and only the valid events of a batch are.
+``success`` or ``partial_success``, counts and ``errors``: one ``{index, loc,
+msg}`` per refused event). An invalid body answers 422 with the offending
+field's path; nothing of an invalid single event is stored, and only the valid
+events of a batch are: one bad event never fails its batch. A batch is 422
+only when none of its events is valid. Facets are untrusted: a facet of the
+wrong shape (a list where an object belongs, a ``map_index`` that is not a
+whole number, a parent ``runId`` that is not a UUID) refuses its event naming
+the facet, never a 500. OpenLineage's ``HttpTransport`` raises on any non-2xx
+answer and resends 500/502/503/504 up to five times; a 4xx is final, and a 200
+with per-event errors keeps the valid events without a resend.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -27,6 +33,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from adapters.airflow import normalize, refs
@@ -38,6 +45,9 @@ from gateway.contract import (
     RunEvent,
     RunKind,
     State,
+    loggable,
+    read_json,
+    secrets_match,
 )
 
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
@@ -74,6 +84,44 @@ def _require_str(container: Mapping[str, Any], name: str, loc: list[str | int]) 
     return value
 
 
+def _uuid(value: Any, loc: list[str | int]) -> str:
+    if not isinstance(value, str):
+        raise InvalidEvent(loc, "must be a UUID string")
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidEvent(loc, "must be a UUID") from None
+    return value
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A facet part that should be an object; any other shape reads as absent."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    """An id a facet names (strings; numbers are accepted as their text)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+_WHOLE = re.compile(r"^-?[0-9]{1,9}$")
+
+
+def _whole(value: Any, loc: list[str | int], default: int) -> int:
+    """A facet's whole number (`map_index`, `try_number`); `default` when absent."""
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9:
+        return value
+    if isinstance(value, str) and _WHOLE.match(value):
+        return int(value)
+    raise InvalidEvent(loc, "must be a whole number")
+
+
 def validate_event(body: Any, loc: list[str | int] | None = None) -> Mapping[str, Any] | None:
     """The event if it is a RunEvent; None for a valid Dataset/Job event (nothing to store).
 
@@ -96,13 +144,18 @@ def validate_event(body: Any, loc: list[str | int] | None = None) -> Mapping[str
             return None  # JobEvent / DatasetEvent: valid, carries no run
         raise InvalidEvent([*loc, "run"], "is required for a RunEvent")
     run = _require_map(event.get("run"), [*loc, "run"])
-    run_id = _require_str(run, "runId", [*loc, "run"])
-    try:
-        uuid.UUID(run_id)
-    except ValueError as exc:
-        raise InvalidEvent([*loc, "run", "runId"], "must be a UUID") from exc
+    _uuid(_require_str(run, "runId", [*loc, "run"]), [*loc, "run", "runId"])
     if "facets" in run and not isinstance(run["facets"], Mapping):
         raise InvalidEvent([*loc, "run", "facets"], "must be an object")
+    parent = _mapping(_mapping(run.get("facets")).get("parent"))
+    for part in ("run", "root"):
+        # The parent facet names runs by UUID; they become keys, so they are checked.
+        ref = _mapping(parent.get(part))
+        if part == "root":
+            ref = _mapping(ref.get("run"))
+        if ref.get("runId") is not None:
+            where = ["run", "runId"] if part == "root" else ["runId"]
+            _uuid(ref["runId"], [*loc, "run", "facets", "parent", part, *where])
     job = _require_map(event.get("job"), [*loc, "job"])
     _require_str(job, "namespace", [*loc, "job"])
     _require_str(job, "name", [*loc, "job"])
@@ -120,9 +173,9 @@ def _facets(event: Mapping[str, Any]) -> Mapping[str, Any]:
 def _error(facets: Mapping[str, Any], state: State) -> ErrorInfo | None:
     if state is not State.failed:
         return None
-    facet = facets.get("errorMessage")
-    message = facet.get("message") if isinstance(facet, Mapping) else None
-    return ErrorInfo(kind="task_failed", message=str(message)[:16384] if message else None)
+    message = _mapping(facets.get("errorMessage")).get("message")
+    text = loggable(message[:16384]) if isinstance(message, str) and message else None
+    return ErrorInfo(kind="task_failed", message=text)
 
 
 def _times(event_type: str, when: datetime) -> tuple[datetime | None, datetime | None]:
@@ -162,10 +215,17 @@ def to_run_event(
         )
     if isinstance(dag_facet, Mapping) and isinstance(dag_facet.get("dagRun"), Mapping):
         dag_run = dag_facet["dagRun"]
-        dag_id = str(
-            dag_run.get("dag_id") or (dag_facet.get("dag") or {}).get("dag_id") or job["name"]
+        dag_id = (
+            _text(dag_run.get("dag_id"))
+            or _text(_mapping(dag_facet.get("dag")).get("dag_id"))
+            or job["name"]
         )
-        run = str(dag_run["run_id"])
+        run = _text(dag_run.get("run_id"))
+        if not run:
+            raise InvalidEvent(
+                ["run", "facets", "airflowDagRun", "dagRun", "run_id"],
+                "is required and must be a string",
+            )
         # The DAG run's own dates are authoritative when the facet carries them.
         started = normalize.parse_time(dag_run.get("start_date")) or started
         ended = (normalize.parse_time(dag_run.get("end_date")) or ended) if state.terminal else None
@@ -189,17 +249,12 @@ def to_run_event(
             attributes={**attributes, "airflow.dag_id": dag_id, "airflow.run_id": run},
             refs=ol_refs,
         )
-    parent = facets.get("parent")
-    parent_key = root_key = None
-    if isinstance(parent, Mapping) and isinstance(parent.get("run"), Mapping):
-        parent_key = str(parent["run"].get("runId") or "") or None
-        root = parent.get("root")
-        root_run = root.get("run") if isinstance(root, Mapping) else None
-        root_key = (
-            str(root_run.get("runId"))
-            if isinstance(root_run, Mapping) and root_run.get("runId")
-            else parent_key
-        )
+    parent = _mapping(facets.get("parent"))
+    # validate_event checked that both runIds, when present, are UUID strings.
+    parent_key: str | None = _mapping(parent.get("run")).get("runId") or None
+    root_key: str | None = None
+    if parent_key is not None:
+        root_key = _mapping(_mapping(parent.get("root")).get("run")).get("runId") or parent_key
     if parent_key == run_id:
         parent_key = root_key = None
     return RunEvent(
@@ -237,19 +292,20 @@ def _airflow_task_event(
     )
     task: Mapping[str, Any] = airflow["task"] if isinstance(airflow.get("task"), Mapping) else {}
     ti = airflow["taskInstance"]
-    dag_id = str(dag_run.get("dag_id") or dag.get("dag_id") or "")
-    run_id = str(dag_run.get("run_id") or "")
-    task_id = str(task.get("task_id") or "")
+    dag_id = _text(dag_run.get("dag_id")) or _text(dag.get("dag_id"))
+    run_id = _text(dag_run.get("run_id"))
+    task_id = _text(task.get("task_id"))
     if not (dag_id and run_id and task_id):
         raise InvalidEvent(
             ["run", "facets", "airflow"], "must name dag_id, dagRun.run_id and task.task_id"
         )
-    mapped = facets.get("airflow_mappedTask")
-    map_index = ti.get("map_index")
-    if map_index is None and isinstance(mapped, Mapping):
-        map_index = mapped.get("mapIndex")
-    map_index = int(map_index) if map_index is not None else -1
-    try_number = int(ti.get("try_number") or 1)
+    at = ["run", "facets", "airflow", "taskInstance"]
+    if ti.get("map_index") is not None:
+        map_index = _whole(ti.get("map_index"), [*at, "map_index"], -1)
+    else:
+        mapped = _mapping(facets.get("airflow_mappedTask")).get("mapIndex")
+        map_index = _whole(mapped, ["run", "facets", "airflow_mappedTask", "mapIndex"], -1)
+    try_number = _whole(ti.get("try_number") or None, [*at, "try_number"], 1)
     run_key = normalize.dag_run_key(dag_id, run_id)
     instant = normalize.parse_time(
         dag_run.get("logical_date") or dag_run.get("execution_date")
@@ -299,6 +355,33 @@ def _rejected(exc: InvalidEvent) -> PushRejected:
     return PushRejected(422, f"{where}: {exc.message}", [(["body", *exc.loc], exc.message)])
 
 
+def read_event(
+    source: str, body: Any, loc: list[str | int], *, observed_at: datetime
+) -> RunEvent | None:
+    """`validate_event` then `to_run_event`; every refusal an `InvalidEvent` naming where.
+
+    The facets are untrusted: a shape the conversion did not expect (a list
+    where an object belongs, a date that is not one) is the sender's error,
+    reported against `run.facets`, as is an event whose values the contract
+    refuses (a control character in a name, a date outside what UTC holds).
+    """
+    event = validate_event(body, loc)
+    if event is None:
+        return None
+    try:
+        return to_run_event(source, event, observed_at=observed_at)
+    except InvalidEvent as exc:
+        raise InvalidEvent([*loc, *exc.loc], exc.message) from None
+    except ValidationError as exc:
+        found = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise InvalidEvent(loc, f"makes a run event the gateway refuses ({found})") from None
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        raise InvalidEvent([*loc, "run", "facets"], f"cannot be read: {exc}") from None
+
+
 def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
     """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
     router = APIRouter(tags=["openlineage"])
@@ -308,7 +391,7 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), api_key):
+        if scheme.lower() != "bearer" or not secrets_match(given.strip(), api_key):
             raise PushRejected(401, "a valid Bearer API key is required")
 
     async def _body(request: Request) -> Any:
@@ -316,7 +399,7 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
         if len(raw) > MAX_BODY_BYTES:
             raise InvalidEvent([], f"body exceeds {MAX_BODY_BYTES} bytes")
         try:
-            return json.loads(raw)
+            return read_json(raw)
         except ValueError as exc:
             raise InvalidEvent([], f"is not JSON: {exc}") from exc
 
@@ -325,12 +408,9 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
         _authorize(request)
         observed_at = datetime.now().astimezone()
         try:
-            event = validate_event(await _body(request))
-            converted = to_run_event(source, event, observed_at=observed_at) if event else None
+            converted = read_event(source, await _body(request), [], observed_at=observed_at)
         except InvalidEvent as exc:
             raise _rejected(exc) from None
-        except ValueError as exc:  # a RunEvent limit (size, key length) the contract enforces
-            raise PushRejected(422, str(exc), [(["body"], str(exc))]) from None
         if converted is not None:
             await run_in_threadpool(sink.submit, source, [converted])
         return JSONResponse(
@@ -353,14 +433,9 @@ def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRo
         errors: list[dict[str, Any]] = []
         for index, item in enumerate(body):
             try:
-                event = validate_event(item, [index])
-                run_event = to_run_event(source, event, observed_at=observed_at) if event else None
+                run_event = read_event(source, item, [index], observed_at=observed_at)
             except InvalidEvent as exc:
-                loc = exc.loc if exc.loc[:1] == [index] else [index, *exc.loc]
-                errors.append({"index": index, "loc": ["body", *loc], "msg": exc.message})
-                continue
-            except ValueError as exc:
-                errors.append({"index": index, "loc": ["body", index], "msg": str(exc)})
+                errors.append({"index": index, "loc": ["body", *exc.loc], "msg": exc.message})
                 continue
             if run_event is not None:
                 converted.append(run_event)

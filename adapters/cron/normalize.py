@@ -10,6 +10,7 @@ report replayed from a host's spool is a duplicate the gateway ignores.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,9 +22,14 @@ from gateway.contract import (
     MAX_ATTRIBUTES_BYTES,
     ErrorInfo,
     JobSpec,
+    Line,
+    Name,
     Ref,
     RunEvent,
     State,
+    Text,
+    as_one_line,
+    loggable,
     parse_traceparent,
 )
 
@@ -35,56 +41,72 @@ PingAction = Literal["start", "success", "fail", "log", "exit"]
 
 
 class CronPayloadError(ValueError):
-    """A report or job from a host is malformed; the message names the field."""
+    """A report or job from a host is malformed; the message names the field.
+
+    `loc` is the field's path in the body (`("jobs", 0, "key")`), `reason` what
+    is wrong with it, so the route can answer a problem naming the field.
+    """
+
+    def __init__(self, message: str, loc: Sequence[str | int] = (), reason: str = "") -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.reason = reason or message
+
+
+# A host is untrusted: its names and ids are one line of printable text (the
+# contract's `Name`; a crontab line and its command may hold tabs, `Line`),
+# numbers are finite and in range. A command run through the
+# wrapper may span lines (`sh -c $'a\nb'`), so it and the output are free text.
+# Output is what the job printed: NUL in it is replaced, not refused (`loggable`).
 
 
 class HostReport(BaseModel):
     """One start or finish of one run, from the wrapper or the cron log reader."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     v: int = 1
     origin: Literal["wrapper", "cronlog"] = "wrapper"
     phase: Literal["start", "finish"]
-    run_id: str = Field(min_length=1, max_length=512)
-    job: str = Field(min_length=1, max_length=1024)
-    check: str | None = None
-    host: str = Field(min_length=1, max_length=255)
-    user: str | None = None
-    command: str | None = None
-    pid: int | None = None
-    traceparent: str | None = None
+    run_id: Name = Field(min_length=1, max_length=512)
+    job: Name = Field(min_length=1, max_length=1024)
+    check: Name | None = None
+    host: Name = Field(min_length=1, max_length=255)
+    user: Name | None = None
+    command: Text | None = None
+    pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    traceparent: Name | None = None
     started_at: datetime
     ended_at: datetime | None = None
     sent_at: datetime
-    exit_code: int | None = None
-    signal: int | None = None
+    exit_code: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    signal: int | None = Field(default=None, ge=0, le=255)
     duration_s: float | None = None
     output: str | None = None
-    output_bytes: int | None = None
-    error: str | None = None
+    output_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    error: Name | None = None
     message: str | None = None
 
 
 class HostJob(BaseModel):
-    """One crontab line as `switchyard-cron sync` reports it."""
+    """One crontab line as `switchyard-cron sync` reports it (a crontab line is one line)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    key: str = Field(min_length=1, max_length=1024)
-    host: str = Field(min_length=1, max_length=255)
-    user: str
-    schedule: str | None
-    schedule_native: str
-    timezone: str = "UTC"
-    command: str
-    wrapped_command: str | None = None
-    check: str | None = None
+    key: Name = Field(min_length=1, max_length=1024)
+    host: Name = Field(min_length=1, max_length=255)
+    user: Name
+    schedule: Name | None
+    schedule_native: Name
+    timezone: Name = "UTC"
+    command: Line
+    wrapped_command: Line | None = None
+    check: Name | None = None
     paused: bool = False
     removed: bool = False
-    path: str
-    line_no: int
-    line: str
+    path: Name
+    line_no: int = Field(ge=0, le=2**31 - 1)
+    line: Line
 
 
 def fit_text(text: str, max_json_bytes: int) -> str:
@@ -96,13 +118,16 @@ def fit_text(text: str, max_json_bytes: int) -> str:
     return text
 
 
-def _validated(model: type[BaseModel], payload: Any, what: str) -> Any:
+def _validated(
+    model: type[BaseModel], payload: Any, what: str, at: Sequence[str | int] = ()
+) -> Any:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(body)"
-        raise CronPayloadError(f"{what}: {field}: {first['msg']}") from exc
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise CronPayloadError(f"{what}: {field}: {reason}", (*at, *first["loc"]), reason) from exc
 
 
 def report_event(source: str, payload: Any) -> RunEvent:
@@ -125,14 +150,15 @@ def report_event(source: str, payload: Any) -> RunEvent:
     state, error = State.running, None
     if r.phase == "finish":
         if r.exit_code is None:
-            raise CronPayloadError("report: exit_code: a finish report needs an exit code")
+            reason = "a finish report needs an exit code"
+            raise CronPayloadError(f"report: exit_code: {reason}", ("exit_code",), reason)
         attributes["process.exit_code"] = r.exit_code
         if r.duration_s is not None:
             attributes["cron.duration_s"] = r.duration_s
         if r.output_bytes is not None:
             attributes["cron.output_bytes"] = r.output_bytes
         if r.output:
-            attributes["cron.output"] = fit_text(r.output, LOG_ATTRIBUTE_BYTES)
+            attributes["cron.output"] = fit_text(loggable(r.output), LOG_ATTRIBUTE_BYTES)
         state = State.succeeded if r.exit_code == 0 else State.failed
         if r.exit_code != 0:
             error = _exit_error(r)
@@ -140,7 +166,8 @@ def report_event(source: str, payload: Any) -> RunEvent:
         source=source,
         key=r.run_id,
         job=r.job,
-        name=(r.check or r.command or r.job)[:NAME_CHARS],
+        # A wrapped `sh -c` command may span lines; a name is one line.
+        name=as_one_line(r.check or r.command or r.job)[:NAME_CHARS],
         state=state,
         started_at=r.started_at,
         ended_at=r.ended_at if r.phase == "finish" else None,
@@ -154,7 +181,7 @@ def report_event(source: str, payload: Any) -> RunEvent:
 def _exit_error(r: HostReport) -> ErrorInfo:
     if r.error == "exec_failed":
         return ErrorInfo(
-            kind="exec_failed", message=(r.message or "")[:1024], exit_code=r.exit_code
+            kind="exec_failed", message=loggable((r.message or "")[:1024]), exit_code=r.exit_code
         )
     if r.signal:
         return ErrorInfo(
@@ -190,7 +217,7 @@ def ping_event(
     attributes["cron.ping.method"] = method
     if body:
         key = "cron.ping.log" if action == "log" else "cron.output"
-        attributes[key] = fit_text(body, LOG_ATTRIBUTE_BYTES)
+        attributes[key] = fit_text(loggable(body), LOG_ATTRIBUTE_BYTES)
     if body_bytes:
         attributes["cron.output_bytes"] = body_bytes
     refs = [Ref(namespace="cron.rid", value=rid)] if rid else []
@@ -230,10 +257,12 @@ def ping_event(
 def host_jobs(source: str, payload: Any) -> list[JobSpec]:
     """The jobs in one `switchyard-cron sync` body: `{"host": ..., "jobs": [...]}`."""
     if not isinstance(payload, dict) or not isinstance(payload.get("jobs"), list):
-        raise CronPayloadError("jobs: expected an object with a 'jobs' list")
+        raise CronPayloadError(
+            "jobs: expected an object with a 'jobs' list", ("jobs",), "expected a list"
+        )
     specs = []
     for i, item in enumerate(payload["jobs"]):
-        j: HostJob = _validated(HostJob, item, f"jobs[{i}]")
+        j: HostJob = _validated(HostJob, item, f"jobs[{i}]", ("jobs", i))
         schedule = j.schedule if j.schedule and croniter.is_valid(j.schedule) else None
         definition = j.model_dump()
         if j.schedule and schedule is None:
@@ -243,7 +272,7 @@ def host_jobs(source: str, payload: Any) -> list[JobSpec]:
                 source=source,
                 key=j.key,
                 kind="crontab",
-                name=(j.check or j.wrapped_command or j.command)[:NAME_CHARS],
+                name=as_one_line(j.check or j.wrapped_command or j.command)[:NAME_CHARS],
                 schedule=schedule,
                 schedule_native=j.schedule_native,
                 timezone=j.timezone,

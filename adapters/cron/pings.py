@@ -29,7 +29,6 @@ are authenticated, and a whole spool replays in one request, in order.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
@@ -53,7 +53,15 @@ from adapters.cron.normalize import (
     report_event,
     slug_job,
 )
-from gateway.contract import EventSink, JobSpec, RunEvent
+from gateway.contract import (
+    EventSink,
+    JobSpec,
+    PushRejected,
+    RunEvent,
+    ascii_number,
+    read_json,
+    secrets_match,
+)
 
 if TYPE_CHECKING:
     from adapters.cron.adapter import CronAdapter
@@ -113,6 +121,21 @@ async def _body(request: Request, limit: int) -> tuple[str, int]:
         if len(kept) < limit:
             kept += chunk[: limit - len(kept)]
     return kept.decode("utf-8", "replace"), size
+
+
+def _refused(exc: ValueError, at: Sequence[str | int]) -> PushRejected:
+    """A 422 naming the field of the body a host got wrong (`reports[0].job`)."""
+    if isinstance(exc, CronPayloadError):
+        errors = [((*at, *exc.loc), exc.reason)]
+    elif isinstance(exc, ValidationError):  # the run event a report makes breaks the contract
+        errors = [
+            ((*at, *e["loc"]), str(e["msg"]).removeprefix("Value error, ")) for e in exc.errors()
+        ]
+    else:
+        errors = [(tuple(at), str(exc))]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in errors[0][0])
+    detail = f"{where.lstrip('.') or 'body'}: {errors[0][1]}"
+    return PushRejected(422, detail, [(("body", *loc), msg) for loc, msg in errors])
 
 
 def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
@@ -205,7 +228,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         return PingTarget(uuid, job, uuid, provision)
 
     def by_slug(request: Request, ping_key: str, slug: str) -> PingTarget | Response:
-        if not adapter.ping_key or not hmac.compare_digest(ping_key, adapter.ping_key):
+        if not adapter.ping_key or not secrets_match(ping_key, adapter.ping_key):
             return answer("not found", 404)
         if not _SLUG.match(slug):
             return answer("not found", 404)
@@ -224,9 +247,9 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
     def parse_action(segment: str) -> tuple[PingAction, int | None] | Response:
         if segment in ("start", "fail", "log"):
             return segment, None  # type: ignore[return-value]  # one of the literals, checked
-        if segment.isdigit():
-            code = int(segment)
-            if code > 255:
+        if segment.isascii() and segment.isdigit():  # Healthchecks' [0-9]+; not `²`
+            code = ascii_number(segment, most=255)
+            if code is None:
                 return answer("invalid exit status", 400)
             return "exit", code
         return answer("not found", 404)
@@ -272,19 +295,17 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), adapter.token.encode()
-        ):
+        if scheme.lower() != "bearer" or not secrets_match(token.strip(), adapter.token):
             raise HTTPException(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
 
     async def json_body(request: Request) -> Any:
-        length = int(request.headers.get("content-length") or 0)
+        length = ascii_number(request.headers.get("content-length") or "0", most=2**63) or 0
         if length > MAX_REPORT_BODY:
             raise HTTPException(413, f"body is {length} bytes; the limit is {MAX_REPORT_BODY}")
         try:
-            return await request.json()
+            return read_json(await request.body())
         except ValueError as exc:
             raise HTTPException(422, f"body is not JSON: {exc}") from exc
 
@@ -295,14 +316,13 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         items = payload.get("reports") if isinstance(payload, dict) else None
         reports = items if isinstance(items, list) else [payload]
         events: list[RunEvent] = []
-        try:
-            for i, item in enumerate(reports):
-                try:
-                    events.append(report_event(source, item))
-                except CronPayloadError as exc:
-                    raise CronPayloadError(f"reports[{i}]: {exc}") from exc
-        except (CronPayloadError, ValueError) as exc:
-            raise HTTPException(422, str(exc)) from exc
+        at: tuple[str | int, ...] = ()
+        for i, item in enumerate(reports):
+            at = ("reports", i) if isinstance(items, list) else ()
+            try:
+                events.append(report_event(source, item))
+            except ValueError as exc:
+                raise _refused(exc, at) from None
         await submit(events, [])
         return JSONResponse({"accepted": len(events)})
 
@@ -313,7 +333,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         try:
             specs = host_jobs(source, payload)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+            raise _refused(exc, ()) from None
         await submit([], specs)
         # What the host reports paused lets a later pause tell its own from the owner's.
         await run_in_threadpool(adapter.control.observe, {s.key: s.paused for s in specs})

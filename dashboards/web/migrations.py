@@ -27,12 +27,13 @@ from dashboards.web.routes import _engine, _render, _session_of, _to_login, oper
 from dashboards.web.session import DashboardSession
 from gateway.api.problems import ProblemError
 from gateway.api.routes.migrations import Action, ActionRequest, _migrations, perform_action
-from gateway.contract import job_id_for
+from gateway.contract import ascii_number, job_id_for
 from gateway.store.models import Job, Migration
 
 router = APIRouter(include_in_schema=False)
 
 INVENTORY_PAGE_SIZE = 100
+MAX_PAGE = 10**6  # a page number past any inventory; a longer one is not a number we read
 INVENTORY_SAMPLES = 500
 AUDIT_ROWS = 100
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -71,7 +72,7 @@ def inventory_page(request: Request) -> Response:
         return _to_login(request)
     source = request.query_params.get("source", "").strip()[:128]
     page_text = request.query_params.get("page", "1").strip()
-    page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+    page = ascii_number(page_text, most=MAX_PAGE) or 1
     # Imported here, as the API does: only a page that needs it loads the Kestra SDK.
     from migration_tools.inventory import collect_inventory
 

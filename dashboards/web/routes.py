@@ -42,7 +42,14 @@ from dashboards.web.waterfall import build_waterfall
 from gateway import incidents as incident_engine
 from gateway.auth import authenticate
 from gateway.config import Config
-from gateway.contract import RunKind, State
+from gateway.contract import (
+    RunKind,
+    State,
+    ascii_number,
+    in_utc_range,
+    secrets_match,
+    web_url,
+)
 from gateway.queries import (
     InvalidCursor,
     get_trace,
@@ -109,8 +116,43 @@ def _run_duration(run: Run, now: datetime) -> float | None:
     return (end - run.started_at).total_seconds() if end else None
 
 
+def _http_url(value: object) -> str | None:
+    """`value` when it is an absolute http(s) URL (the contract's rule), else None.
+
+    Templates build every href that carries data a source reported through this
+    filter (the `external_link` macro): rows stored before the contract refused
+    other schemes must not become `javascript:` links either.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return web_url(value)
+    except ValueError:
+        return None
+
+
 _env.filters["ts"] = _fmt_ts
 _env.filters["dur"] = _fmt_duration
+_env.filters["http_url"] = _http_url
+
+# Scripts and stylesheets only from this origin (`/static/app.js` is the one
+# script; no inline script, no inline event handler). Style attributes are
+# allowed: charts position bars with them, and autoescaping keeps data out of
+# them. Forms post only here, and no other site may frame a page.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "style-src-attr 'unsafe-inline'; img-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def hardened(response: Response) -> Response:
+    """`response` with the dashboard's security headers."""
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @dataclass(frozen=True)
@@ -171,8 +213,7 @@ def _render(
     )
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
+    hardened(response)
     return response
 
 
@@ -214,7 +255,7 @@ async def login_submit(request: Request) -> Response:
     cookie_nonce = request.cookies.get(LOGIN_CSRF_COOKIE)
     error = None
     principal = None
-    if not cookie_nonce or not secrets.compare_digest(cookie_nonce, form.get("csrf", "")):
+    if not cookie_nonce or not secrets_match(form.get("csrf", ""), cookie_nonce):
         error = "The login form expired; please try again."
     else:
         principal = authenticate(_engine(request), form.get("token", "").strip())
@@ -254,7 +295,9 @@ async def logout(request: Request) -> Response:
     if session is not None and not app_signer(request.app.state).check_csrf(
         session.nonce, form.get("csrf")
     ):
-        return HTMLResponse("The form expired; reload the page and try again.", status_code=403)
+        return hardened(
+            HTMLResponse("The form expired; reload the page and try again.", status_code=403)
+        )
     redirect = RedirectResponse("/login", status_code=303)
     redirect.delete_cookie(SESSION_COOKIE)
     return redirect
@@ -356,9 +399,11 @@ def _parse_local(field_name: str, text: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return in_utc_range(value).astimezone(UTC)
     except ValueError:
-        raise FilterError(f"{field_name}: {text!r} is not a date and time") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        raise FilterError(f"{field_name}: {text!r} is not a date and time in UTC's range") from None
 
 
 def parse_run_filters(params: Mapping[str, str], now: datetime) -> RunFilters:
@@ -450,7 +495,7 @@ def runs_rows(request: Request) -> Response:
     """The runs table body for the current filters: what the live refresh swaps in."""
     auth = _session_of(request)
     if auth is None:
-        return HTMLResponse("log in again", status_code=401)
+        return hardened(HTMLResponse("log in again", status_code=401))
     now = datetime.now(UTC)
     context, status = _runs_context(request, now)
     context["now"] = now
@@ -651,9 +696,10 @@ def incident_page(request: Request, incident_id: str) -> Response:
     if auth is None:
         return _to_login(request)
     detail = None
-    if incident_id.isdigit():
+    number = ascii_number(incident_id, most=incident_engine.MAX_INCIDENT_ID)
+    if number is not None:
         with Session(_engine(request)) as session:
-            detail = incident_engine.incident_detail(session, int(incident_id))
+            detail = incident_engine.incident_detail(session, number)
     if detail is None:
         return _render(
             request,
@@ -692,7 +738,7 @@ async def operator_form(
     """
     auth = _session_of(request)
     if auth is None:
-        return HTMLResponse("log in first", status_code=401)
+        return hardened(HTMLResponse("log in first", status_code=401))
     form = await _form(request)
     if not app_signer(request.app.state).check_csrf(auth.nonce, form.get("csrf")):
         return _render(

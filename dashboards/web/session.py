@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from gateway.auth import Principal, Role
+from gateway.contract import secrets_match
 from gateway.store.models import ApiToken
 
 SESSION_COOKIE = "swy_session"
@@ -91,7 +92,7 @@ class SessionSigner:
         """(token id, nonce, expiry) of a cookie this signer issued and that has not expired."""
         now = time.time() if now is None else now
         body, _, mac = value.partition(".")
-        if not body or not mac or not hmac.compare_digest(mac, self._mac("session", body)):
+        if not body or not mac or not secrets_match(mac, self._mac("session", body)):
             return None
         try:
             data = json.loads(_unb64(body))
@@ -106,7 +107,7 @@ class SessionSigner:
         return self._mac("csrf", nonce)
 
     def check_csrf(self, nonce: str, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(self.csrf_for(nonce), presented or "")
+        return bool(presented) and secrets_match(presented or "", self.csrf_for(nonce))
 
 
 def load_session(

@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.docs import mount_docs
+from gateway.api.edge import RequestEdge
 from gateway.api.hot_routes import HotRoutes
 from gateway.api.metrics import ApiMetrics, RequestMetricsMiddleware, SourceStatusCollector
 from gateway.api.problems import install_problem_handlers
@@ -126,7 +128,7 @@ def create_app(
         summary="One view over Airflow, Kubernetes, Lambda, cron and Kestra runs.",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # mounted below, from local assets
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -153,14 +155,17 @@ def create_app(
     for module in (runs, traces, jobs, sources, events, webhooks, incidents, flows, migrations):
         api.include_router(module.router)
     app.include_router(api)
+    mount_docs(app, docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json")
     app.include_router(dashboard_router)
 
     # Added last = outermost: the cap applies before anything reads a body,
-    # and metrics see every response, 413s included.
+    # metrics see every response, 413s included, and the edge catches (and
+    # logs once) whatever escapes them all.
     if hot:
         app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestEdge)
     return app
 
 

@@ -7,8 +7,8 @@ OpenAPI entry). Push adapters declare such endpoints as plain Starlette
 inside the metrics and body-limit middleware but before the exception
 middleware and the router. A full match is handled here; anything else (a
 wrong method, another path) goes on to the app, whose router answers it as
-it would have. Unexpected errors still reach the app's 500 handler, which sits
-outside every user middleware.
+it would have. Unexpected errors still reach `gateway.api.edge.RequestEdge`,
+the outermost middleware, which answers and logs them.
 
 A matched route's endpoint is called directly with a `Request`, and its
 response sent, rather than through `Route.handle`: Starlette's per-request

@@ -3,14 +3,13 @@
 A problem has `type`, `title`, `status` and `detail`; validation problems add
 `errors: [{field, message}]` with the field as a path (`events[3].observed_at`).
 Handlers here cover request validation, HTTP errors (404, 405, 401 with its
-`WWW-Authenticate` header…), bodies over the cap and anything unexpected; an
-unexpected exception is logged with its traceback and answered with a generic
-500, so internals never reach a client.
+`WWW-Authenticate` header…) and bodies over the cap. An unexpected exception
+is caught by `gateway.api.edge.RequestEdge`, logged once with its traceback
+and answered with a generic 500, so internals never reach a client.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -22,8 +21,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.contract import PushRejected
-
-log = logging.getLogger("gateway.api")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:switchyard:problem:"
@@ -158,18 +155,12 @@ async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "the body is nested too deeply to read", slug="validation")
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "an internal error occurred; it has been logged", slug="internal")
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(PushRejected, _on_push_rejected)
     app.add_exception_handler(RecursionError, _on_too_deep)
-    app.add_exception_handler(Exception, _on_unexpected)
 
 
 __all__ = [

@@ -94,11 +94,23 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, served: Served) -> Iterator[Page]:
+    """A page that records what the Content-Security-Policy refused and what left the origin.
+
+    Every test's pages must work under the policy: a refused script, style or
+    fetch shows up in the console, and fails the test at teardown.
+    """
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda exc: refused.append(f"page error: {exc}"))
     yield page
     context.close()
+    assert refused == [], "the page broke under its Content-Security-Policy"
 
 
 def shot(page: Page, name: str, *, full: bool = False) -> None:
@@ -224,3 +236,18 @@ def test_keyboard_only_skip_link_nav_and_filters(page: Page, served: Served) -> 
     headers = page.locator("#runs-table thead th[scope=col]")
     assert headers.count() == 10
     shot(page, "09-keyboard-runs")
+
+
+def test_api_docs_render_from_local_assets_under_a_strict_csp(page: Page, served: Served) -> None:
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((served.base, "data:")) else elsewhere.append(r.url),
+    )
+    response = page.goto(served.base + "/api/v1/docs")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "unsafe-inline" not in policy
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/runs").first).to_be_visible()
+    shot(page, "09-api-docs")
+    assert elsewhere == [], "the docs page fetched from another origin (a CDN)"

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Path, Query
 
 from gateway.api.deps import SessionDep, ViewerDep
 from gateway.api.problems import ProblemError
-from gateway.incidents import IncidentDetail, IncidentsPage, incident_detail, list_incidents
+from gateway.incidents import (
+    MAX_INCIDENT_ID,
+    IncidentDetail,
+    IncidentsPage,
+    incident_detail,
+    list_incidents,
+)
 from gateway.queries import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -33,9 +39,7 @@ def read_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
 def read_incident(
-    # Bounded to the id column's range: a larger number cannot name an incident,
-    # and passed on it overflows the database driver (a 500 instead of a 422).
-    incident_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    incident_id: Annotated[int, Path(ge=1, le=MAX_INCIDENT_ID)],
     session: SessionDep,
     _caller: ViewerDep,
 ) -> IncidentDetail:

@@ -14,7 +14,6 @@ check refuses them anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from sqlmodel import col
 from gateway.api.deps import ConfigDep, EngineDep, MetricsDep
 from gateway.api.problems import ProblemError
 from gateway.api.schemas import IngestReportPublic
-from gateway.contract import RunEvent
+from gateway.contract import RunEvent, read_json
 from gateway.ingest import IngestReport, ingest_events
 from gateway.store.db import session_scope
 from gateway.store.models import WebhookDelivery
@@ -107,8 +106,8 @@ async def receive_webhook(
             slug="unsupported-media-type",
         )
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = read_json(body)
+    except ValueError as exc:
         metrics.webhooks_rejected.labels(name, "json").inc()
         raise ProblemError(422, f"body is not JSON: {exc}", slug="validation") from None
     try:
