@@ -192,6 +192,11 @@ class RunEvent(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     refs: list[Ref] = Field(default_factory=list, max_length=MAX_REFS)
     url: str | None = Field(default=None, max_length=4096)
+    pushed: bool = Field(
+        default=False,
+        description="set by the gateway where a push arrives (never taken from the sender): "
+        "a pushed state never replaces a terminal state the source's own API reported",
+    )
 
     @field_validator("started_at", "ended_at", "observed_at", "nominal_time")
     @classmethod

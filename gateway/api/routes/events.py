@@ -3,10 +3,13 @@
 The whole batch is validated before anything is written; one invalid event
 is a 422 naming its field (`events[3].observed_at`) and nothing from the
 batch is stored. A valid batch is applied by `gateway.ingest.apply_batch` in
-one transaction. Needs the operator role.
+one transaction, its events marked as pushed (`gateway.merge.as_pushed`).
+Needs the operator role.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from pydantic import ValidationError
@@ -16,6 +19,7 @@ from gateway.api.problems import FieldError, ProblemError, validation_errors
 from gateway.api.schemas import EventBatchIn, IngestReportPublic
 from gateway.contract import JobSpec, RunEvent
 from gateway.ingest import apply_batch
+from gateway.merge import as_pushed
 
 router = APIRouter(tags=["events"])
 
@@ -72,7 +76,8 @@ def post_events(
             slug="validation",
             errors=errors,
         )
-    report = apply_batch(engine, batch.source, events, jobs=jobs or None)
+    received = as_pushed(events, datetime.now(UTC))
+    report = apply_batch(engine, batch.source, received, jobs=jobs or None)
     metrics.count_ingest(
         batch.source, "events", applied=report.applied, duplicates=report.duplicates
     )
