@@ -106,6 +106,54 @@ def test_token_create_prints_it_once_and_stores_only_the_hash(env: dict[str, str
     engine.dispose()
 
 
+def test_ingest_token_is_scoped_to_its_sources_and_listed_with_them(env: dict[str, str]) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "token",
+            "create",
+            "--role",
+            "ingest",
+            "--sources",
+            "k8s-prod, airflow-prod",
+            "--name",
+            "ci",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    engine = make_engine(env["url"])
+    principal = authenticate(engine, result.stdout.strip())
+    assert principal is not None
+    assert (principal.role.value, principal.sources) == (
+        "ingest",
+        frozenset({"airflow-prod", "k8s-prod"}),
+    )
+    listed = runner.invoke(app, ["token", "list"])
+    assert "ci\tingest\tairflow-prod,k8s-prod\tswy_" in listed.output
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "ingest"], "an ingest token needs the sources it may push into"),
+        (["--role", "operator", "--sources", "a"], "--sources is for ingest tokens"),
+        (["--role", "ingest", "--sources", "a b"], "'a b' is not a source name"),
+    ],
+)
+def test_ingest_scope_errors_are_one_line_and_create_nothing(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["token", "create", *args])
+    assert result.exit_code == 2
+    assert result.output.startswith("switchyard: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    engine = make_engine(env["url"])
+    with Session(engine) as s:
+        assert s.exec(select(ApiToken)).all() == []
+    engine.dispose()
+
+
 def test_token_errors_are_one_line(env: dict[str, str]) -> None:
     bad_role = runner.invoke(app, ["token", "create", "--role", "root"])
     assert bad_role.exit_code == 2
