@@ -11,7 +11,10 @@ keyed by its ``runId``, with its parent facet as parent and root.
 
 `routes(source, sink, api_key)` serves ``POST /api/v1/lineage`` (one event,
 200) and ``POST /api/v1/lineage/batch`` (an array; 200 with ``status`` =
-``success`` or ``partial_success`` and counts). An invalid body answers 422
+``success`` or ``partial_success`` and counts). Each needs
+``Authorization: Bearer <api_key>`` (401 otherwise, the API's own problem); a
+source serves them without a key only with ``allow_anonymous``, said out loud
+in its options and logged as a warning when the routes are mounted. An invalid body answers 422
 with the offending field's path; nothing of an invalid single event is stored,
 and only the valid events of a batch are.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -39,6 +43,8 @@ from gateway.contract import (
     RunKind,
     State,
 )
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 _STATE = {
@@ -299,12 +305,28 @@ def _rejected(exc: InvalidEvent) -> PushRejected:
     return PushRejected(422, f"{where}: {exc.message}", [(["body", *exc.loc], exc.message)])
 
 
-def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
-    """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
+def routes(
+    source: str, sink: EventSink, *, api_key: str | None, allow_anonymous: bool = False
+) -> APIRouter:
+    """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included).
+
+    Without `api_key` the routes are refused (`ValueError`) unless `allow_anonymous`.
+    """
+    if not api_key:
+        if not allow_anonymous:
+            raise ValueError(
+                f"source {source!r}: the OpenLineage routes need an API key "
+                "(or allow_anonymous: true)"
+            )
+        log.warning(
+            "source %r serves POST /api/v1/lineage without a key (allow_anonymous: true): "
+            "anyone who can reach the gateway may write its runs",
+            source,
+        )
     router = APIRouter(tags=["openlineage"])
 
     def _authorize(request: Request) -> None:
-        if api_key is None:
+        if not api_key:
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")

@@ -228,3 +228,29 @@ def test_poll_once_ingests_and_prints_what_it_did(
     )
     again = runner.invoke(app, ["poll-once", "s1", "--config", path])
     assert "0 event(s)" in again.output and again.output.strip().endswith("cursor 4")
+
+
+LINEAGE_WITHOUT_KEY = "sources: [{name: lineage, kind: openlineage}]\n"
+
+
+def test_config_check_refuses_a_lineage_source_without_a_key(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["config", "check", "--config", write(tmp_path, LINEAGE_WITHOUT_KEY)]
+    )
+    assert result.exit_code == 2
+    assert "sources[0]: options.api_key:" in result.output
+    assert "allow_anonymous: true" in result.output
+    anonymous = "sources: [{name: lineage, kind: openlineage, options: {allow_anonymous: true}}]\n"
+    assert (
+        runner.invoke(app, ["config", "check", "--config", write(tmp_path, anonymous)]).exit_code
+        == 0
+    )
+
+
+def test_the_runtime_refuses_a_lineage_source_without_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.runtime.__main__ import main as runtime_main
+
+    assert runtime_main(["--config", write(tmp_path, LINEAGE_WITHOUT_KEY)]) == 2
+    assert "sources[0]: options.api_key:" in capsys.readouterr().err
