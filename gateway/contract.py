@@ -34,6 +34,11 @@ MAX_REFS = 64
 
 ENTRY_POINT_GROUP = "switchyard.adapters"
 
+# An attribute (`RunEvent.attributes`) and job label marking what a push
+# created on its own (a ping check nobody registered) and an operator has not
+# adopted yet: its failures open no incident, so they send no alert.
+PROVISIONAL = "switchyard.provisional"
+
 
 class State(enum.StrEnum):
     """The one state vocabulary for every system.
@@ -520,6 +525,7 @@ def job_id_for(source: str, key: str) -> str:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_ATTRIBUTES_BYTES",
+    "PROVISIONAL",
     "TERMINAL_STATES",
     "Adapter",
     "AdapterFactory",
