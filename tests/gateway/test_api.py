@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,10 +36,9 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def api(engine: Engine) -> Iterator[Api]:
-    app = create_app(parse_config({}), engine)
-    with TestClient(app) as client:
+@contextmanager
+def serving(engine: Engine, config: dict[str, Any]) -> Iterator[Api]:
+    with TestClient(create_app(parse_config(config), engine)) as client:
         yield Api(
             client=client,
             engine=engine,
@@ -46,6 +46,12 @@ def api(engine: Engine) -> Iterator[Api]:
             operator=_bearer(create_token(engine, role="operator", name="o")),
             admin=_bearer(create_token(engine, role="admin", name="a")),
         )
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Api]:
+    with serving(engine, {}) as api:
+        yield api
 
 
 def event(key: str, *, at: datetime = T0, state: str = "running", **extra: Any) -> dict[str, Any]:
@@ -161,14 +167,8 @@ POLLED = {"sources": [{"name": "airflow-prod", "kind": "airflow", "options": {"u
 @pytest.fixture
 def polled_api(engine: Engine) -> Iterator[Api]:
     """The API with one configured (polled) source, `airflow-prod`."""
-    with TestClient(create_app(parse_config(POLLED), engine)) as client:
-        yield Api(
-            client=client,
-            engine=engine,
-            viewer=_bearer(create_token(engine, role="viewer", name="v")),
-            operator=_bearer(create_token(engine, role="operator", name="o")),
-            admin=_bearer(create_token(engine, role="admin", name="a")),
-        )
+    with serving(engine, POLLED) as api:
+        yield api
 
 
 def stored_run_keys(engine: Engine) -> list[tuple[str, str]]:
