@@ -47,7 +47,14 @@ def bench_app() -> Any:
     from gateway.store.db import make_engine
 
     database_url, control_file = os.environ[SERVE_ENV].split(" ", 1)
-    options = {"token": "bench", "control_file": control_file}
+    # Every uuid the bench pings is created by its first ping, as before pings
+    # needed `auto_provision`; the bucket is sized so the bench never meets it.
+    options = {
+        "token": "bench",
+        "control_file": control_file,
+        "auto_provision": True,
+        "provision_burst": 1_000_000,
+    }
     config = Config(sources=[SourceEntry(name="cron-bench", kind="cron", options=options)])
     app = create_app(config, make_engine(database_url))
 

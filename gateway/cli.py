@@ -184,16 +184,21 @@ def config_check(config_path: ConfigOption = None) -> None:
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[Role, typer.Option(help="viewer, operator or admin")] = Role.viewer,
+    role: Annotated[Role, typer.Option(help="viewer, operator, admin or ingest")] = Role.viewer,
     name: Annotated[str | None, typer.Option(help="who or what the token is for")] = None,
+    sources: Annotated[
+        str | None,
+        typer.Option(help="ingest only: the sources it may push events into, comma-separated"),
+    ] = None,
     config_path: ConfigOption = None,
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
     config = _load(config_path)
     with _user_errors(config):
+        scope = sources.split(",") if sources is not None else None
         engine = _engine(config)
         upgrade(engine)
-        token = create_token(engine, role=role, name=name)
+        token = create_token(engine, role=role, name=name, sources=scope)
     typer.echo(token)
     typer.echo(f"created {role.value} token; it is shown only this once", err=True)
 
@@ -207,12 +212,13 @@ def token_list(
     config = _load(config_path)
     with _user_errors(config):
         tokens = list_tokens(_engine(config), include_revoked=all_)
-    typer.echo("id\tname\trole\tprefix\tcreated\tlast used\trevoked")
+    typer.echo("id\tname\trole\tsources\tprefix\tcreated\tlast used\trevoked")
     for t in tokens:
         cells = [
             str(t.id),
             t.name,
             t.role.value,
+            ",".join(t.sources) or "-",
             t.prefix + "…",
             t.created_at.isoformat(timespec="seconds") if t.created_at else "-",
             t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "-",

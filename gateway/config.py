@@ -31,7 +31,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.contract import SourceConfig, adapter_kinds
 
@@ -60,6 +67,16 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+# Sources that serve the OpenLineage push routes (`POST /api/v1/lineage`), by
+# kind: the option that turns the routes on (None: always on) and the option
+# that holds their bearer key. Such a source needs its key, or
+# `options.allow_anonymous: true` said out loud: no write path is anonymous by default.
+LINEAGE_ROUTES: dict[str, tuple[str | None, str]] = {
+    "openlineage": (None, "api_key"),
+    "airflow": ("openlineage", "openlineage_api_key"),
+}
+
+
 class Listen(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
@@ -84,6 +101,22 @@ class SourceEntry(BaseModel):
         if v not in kinds:
             raise ValueError(f"unknown source kind {v!r}; installed kinds: {', '.join(kinds)}")
         return v
+
+    @model_validator(mode="after")
+    def _lineage_needs_a_key(self) -> SourceEntry:
+        route = LINEAGE_ROUTES.get(self.kind)
+        if route is None:
+            return self
+        switch, key = route
+        if switch is not None and not self.options.get(switch):
+            return self
+        if self.options.get(key) or self.options.get("allow_anonymous") is True:
+            return self
+        raise ValueError(
+            f"options.{key}: source {self.name!r} serves POST /api/v1/lineage and needs a key "
+            f"(options.{key}: ${{ENV_VAR}}), or options.allow_anonymous: true to take "
+            "anonymous pushes"
+        )
 
     def source_config(self) -> SourceConfig:
         return SourceConfig(
@@ -238,7 +271,10 @@ def parse_config(
     try:
         cfg = Config.model_validate(resolved)
     except ValidationError as exc:
-        problems = "; ".join(f"{_loc(e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{_loc(e['loc']) or '(top)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
         raise ConfigError(f"{origin}: {problems}") from None
     return cfg.model_copy(update={"secret_values": frozenset(secrets), "path": origin})
 

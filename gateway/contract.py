@@ -223,6 +223,11 @@ Text = Annotated[str, AfterValidator(free_text)]
 WebUrl = Annotated[str, AfterValidator(web_url)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_safe)]
 
+# An attribute (`RunEvent.attributes`) and job label marking what a push
+# created on its own (a ping check nobody registered) and an operator has not
+# adopted yet: its failures open no incident, so they send no alert.
+PROVISIONAL = "switchyard.provisional"
+
 
 class State(enum.StrEnum):
     """The one state vocabulary for every system.
@@ -385,6 +390,11 @@ class RunEvent(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     refs: list[Ref] = Field(default_factory=list, max_length=MAX_REFS)
     url: WebUrl | None = Field(default=None, max_length=4096)
+    pushed: bool = Field(
+        default=False,
+        description="set by the gateway where a push arrives (never taken from the sender): "
+        "a pushed state never replaces a terminal state the source's own API reported",
+    )
 
     @field_validator("started_at", "ended_at", "observed_at", "nominal_time")
     @classmethod
@@ -711,6 +721,7 @@ def job_id_for(source: str, key: str) -> str:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAX_ATTRIBUTES_BYTES",
+    "PROVISIONAL",
     "TERMINAL_STATES",
     "Adapter",
     "AdapterFactory",

@@ -19,7 +19,9 @@ neighbours, through indexes — never a scan of history:
    runs. If an open incident holds any run found, the failure joins it (two
    open incidents bridged by it merge into the older). If not, it opens one
    only if it is an *opener*: a failed or missed source run (kind `run`) that
-   no Airflow try launched. A try (kind `attempt`) never opens an incident,
+   no Airflow try launched and that is not provisional (a ping check a push
+   created and nobody adopted yet, `contract.PROVISIONAL`: whoever knows a
+   ping URL must not be able to page anyone). A try (kind `attempt`) never opens an incident,
    because a try that fails and is retried is not a failure of the work: the
    task's outcome is its last try, and the DAG run that owns it reports the
    final outcome. A pod launched by a try (it carries `airflow.ti` refs) is
@@ -516,7 +518,10 @@ def _group(
             candidates_here = [
                 f.run
                 for f in joining.values()
-                if f.run.kind == "run" and f.run.state in BAD and f.run.id not in launched
+                if f.run.kind == "run"
+                and f.run.state in BAD
+                and f.run.id not in launched
+                and not f.run.provisional
             ]
             if not candidates_here:
                 continue

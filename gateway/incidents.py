@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from gateway.contract import LinkStrength, State, span_id_for
+from gateway.contract import PROVISIONAL, LinkStrength, State, span_id_for
 from gateway.links import (
     chunks,
     dialect_insert,
@@ -169,6 +169,11 @@ class RunView:
     @property
     def root_id(self) -> str:
         return span_id_for(self.source, self.root_key)
+
+    @property
+    def provisional(self) -> bool:
+        """Made by a push on its own and not adopted yet (`contract.PROVISIONAL`)."""
+        return self.attributes.get(PROVISIONAL) is True
 
     @property
     def is_sensor_timeout(self) -> bool:

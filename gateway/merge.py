@@ -19,7 +19,16 @@ only its own fields of `after`. The state rule chooses the winning observation
 by a total order, so the state is the maximum of its events whatever the fold
 order: higher `attempt` first (a newer try supersedes even a terminal state of
 an older one), then terminal over non-terminal (terminal states never regress
-within a try), then later `observed_at`, then `STATE_RANK`.
+within a try), then a polled terminal over a pushed one (the source's own API
+has the last word on how a try ended), then later `observed_at`, then
+`STATE_RANK`.
+
+Pushed and polled events: `RunEvent.pushed` is set by the gateway where a push
+arrives (`as_pushed`: the group-commit sink, `POST /api/v1/events`, signed
+webhooks), never by the sender, and the pushed event's `observed_at` is clamped
+to its receipt time plus `PUSH_CLOCK_SKEW`. So a push cannot outrank polled
+observations by claiming a later instant, and cannot overwrite a terminal state
+the source's API reported for the same try (`polled_end_stands`).
 
 The trace id is not per-run: every span of one (source, root_key) tree shares
 it. `tree_trace` picks it (the least W3C trace id any span of the tree carries,
@@ -34,7 +43,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.contract import RunEvent, State, span_id_for, trace_id_for
@@ -56,9 +65,22 @@ STATE_RANK: Mapping[State, int] = {
 }
 
 
+# How far a pushed event's `observed_at` may lie ahead of its receipt: room for
+# a sender's clock running a little fast, not enough to outrank a poll by
+# claiming to be from the future.
+PUSH_CLOCK_SKEW = timedelta(seconds=30)
+
+
 def canonical_payload(event: RunEvent) -> dict[str, Any]:
-    """The event as JSON-ready data: what `run_event.payload` stores."""
-    return event.model_dump(mode="json")
+    """The event as JSON-ready data: what `run_event.payload` stores.
+
+    `pushed` is left out when false, so a polled event's payload and digest are
+    what they were before the field existed.
+    """
+    payload = event.model_dump(mode="json")
+    if not payload["pushed"]:
+        del payload["pushed"]
+    return payload
 
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
@@ -73,6 +95,19 @@ def event_digest(payload: Mapping[str, Any]) -> str:
 def event_order(observed_at: datetime, digest: str) -> tuple[datetime, str]:
     """The one total order in which a run's events are folded."""
     return (observed_at, digest)
+
+
+def as_pushed(events: Iterable[RunEvent], received_at: datetime) -> list[RunEvent]:
+    """`events` as received by a push route at `received_at`: marked, their clocks clamped.
+
+    Whatever the sender said about `pushed` is overwritten; an `observed_at`
+    later than `received_at + PUSH_CLOCK_SKEW` becomes that bound.
+    """
+    latest = received_at + PUSH_CLOCK_SKEW
+    return [
+        event.model_copy(update={"pushed": True, "observed_at": min(event.observed_at, latest)})
+        for event in events
+    ]
 
 
 @dataclass(slots=True)
@@ -92,6 +127,7 @@ class Span:
     name: str | None = None
     state: State | None = None
     state_at: datetime | None = None
+    state_pushed: bool = False
     attempt: int = -1
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -135,11 +171,26 @@ class Span:
 SPAN_COLUMNS: tuple[str, ...] = tuple(Span.__dataclass_fields__)
 
 
-def winner_key(attempt: int, state: State | None, at: datetime | None) -> tuple[Any, ...]:
-    """The total order of observations: try, terminal, instant, state rank."""
+def winner_key(
+    attempt: int, state: State | None, at: datetime | None, pushed: bool
+) -> tuple[Any, ...]:
+    """The total order of observations: try, terminal, polled terminal, instant, state rank."""
     if state is None or at is None:
         return (-1,)
-    return (attempt, state.terminal, at, STATE_RANK[state])
+    return (attempt, state.terminal, state.terminal and not pushed, at, STATE_RANK[state])
+
+
+def event_key(event: RunEvent) -> tuple[Any, ...]:
+    return winner_key(event.attempt, event.state, event.observed_at, event.pushed)
+
+
+def span_key(span: Span) -> tuple[Any, ...]:
+    return winner_key(span.attempt, span.state, span.state_at, span.state_pushed)
+
+
+def polled_end_stands(span: Span) -> bool:
+    """Whether the span's state is a terminal state its source's API reported (polled)."""
+    return span.state is not None and span.state.terminal and not span.state_pushed
 
 
 # --- the rules -------------------------------------------------------------
@@ -149,19 +200,16 @@ Rule = Callable[[Span, RunEvent, Span], None]
 
 def newest_winning_state(before: Span, event: RunEvent, after: Span) -> None:
     """The state is that of the greatest observation by `winner_key`."""
-    if winner_key(event.attempt, event.state, event.observed_at) >= winner_key(
-        before.attempt, before.state, before.state_at
-    ):
+    if event_key(event) >= span_key(before):
         after.state = event.state
         after.state_at = event.observed_at
+        after.state_pushed = event.pushed
     after.attempt = max(before.attempt, event.attempt)
 
 
 def error_follows_state(before: Span, event: RunEvent, after: Span) -> None:
     """The winning event's error; a repeat of the same try and state without one keeps it."""
-    if winner_key(event.attempt, event.state, event.observed_at) < winner_key(
-        before.attempt, before.state, before.state_at
-    ):
+    if event_key(event) < span_key(before):
         return  # the event did not win: the error stays with the state it had
     if event.error is not None:
         after.error_kind = event.error.kind
@@ -183,16 +231,23 @@ def start_is_earliest_of_try(before: Span, event: RunEvent, after: Span) -> None
 
 
 def end_only_when_terminal(before: Span, event: RunEvent, after: Span) -> None:
-    """`ended_at` is the latest end a terminal event of the latest try reported."""
+    """`ended_at` is the latest end a terminal event of the latest try reported.
+
+    Once a polled terminal event of the try is in, only polled ends count: the
+    first one replaces what pushes said, and later pushes change nothing.
+    """
     if event.attempt > before.attempt:
         after.ended_at = event.ended_at if event.state.terminal else None
-    elif (
-        event.attempt == before.attempt
-        and event.state.terminal
-        and event.ended_at is not None
-        and (before.ended_at is None or event.ended_at > before.ended_at)
-    ):
-        after.ended_at = event.ended_at
+    elif event.attempt == before.attempt and event.state.terminal:
+        settled = polled_end_stands(before)
+        if not (event.pushed or settled):
+            after.ended_at = event.ended_at  # the API's word replaces what pushes said
+        elif (
+            event.pushed != settled
+            and event.ended_at is not None
+            and (before.ended_at is None or event.ended_at > before.ended_at)
+        ):
+            after.ended_at = event.ended_at
     if after.state is None or not after.state.terminal:
         after.ended_at = None
 
@@ -292,12 +347,14 @@ def adopt_trace(span: Span, trace: tuple[str, bool]) -> Span:
 
 
 __all__ = [
+    "PUSH_CLOCK_SKEW",
     "RULES",
     "SPAN_COLUMNS",
     "STATE_RANK",
     "Rule",
     "Span",
     "adopt_trace",
+    "as_pushed",
     "canonical_json",
     "canonical_payload",
     "event_digest",

@@ -13,6 +13,10 @@ On SQLite the writer checkpoints the WAL itself after answering a group, not
 inside the commit (`gateway.store.upkeep`), so the answer does not wait for
 the checkpoint's fsyncs.
 
+Everything submitted here is a push: events are marked `pushed` and their
+`observed_at` clamped to the receipt time (`gateway.merge.as_pushed`) before
+they join the queue, whatever the push route built.
+
 Errors stay with their submitter: a refused submit (wrong source) is raised in
 the caller before it joins the queue, and if a group's transaction fails, each
 of its submits is retried alone so that only the bad one sees the error.
@@ -31,11 +35,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
 from gateway.contract import JobSpec, RunEvent
 from gateway.ingest import check_batch, ingest_events
+from gateway.merge import as_pushed
 from gateway.store.upkeep import checkpoint, checkpoints_deferred
 
 log = logging.getLogger(__name__)
@@ -117,7 +123,8 @@ class GroupCommitSink:
         """
         check_batch(source, events, jobs)
         done: Future[None] = Future()
-        self._put(_Submit(source, list(events), list(jobs), done=done))
+        received = as_pushed(events, datetime.now(UTC))
+        self._put(_Submit(source, received, list(jobs), done=done))
         return done
 
     def _put(self, item: _Submit) -> None:
@@ -142,7 +149,8 @@ class GroupCommitSink:
         loop = asyncio.get_running_loop()
         awaited: asyncio.Future[None] = loop.create_future()
         check_batch(source, events, jobs)
-        item = _Submit(source, list(events), list(jobs), loop=loop, awaited=awaited)
+        received = as_pushed(events, datetime.now(UTC))
+        item = _Submit(source, received, list(jobs), loop=loop, awaited=awaited)
         self._put(item)
         return awaited
 

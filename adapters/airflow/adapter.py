@@ -10,8 +10,9 @@ Options (``sources[].options`` in ``switchyard.yaml``):
 - ``lookback``: how far back the first poll reads (default: everything).
 - ``fetch_logs`` (default true), ``log_max_bytes`` (default 2 MiB).
 - ``openlineage`` (default false): serve ``POST /api/v1/lineage`` and
-  ``/lineage/batch`` for this source; ``openlineage_api_key`` requires that
-  Bearer key; ``openlineage_namespace`` (default ``default``) is the namespace
+  ``/lineage/batch`` for this source; ``openlineage_api_key`` is the Bearer key
+  pushes must send (required, unless ``allow_anonymous: true`` takes anonymous
+  pushes, logged as a warning); ``openlineage_namespace`` (default ``default``) is the namespace
   Airflow's provider uses, for recomputing its run ids.
 
 Creating the adapter does no I/O; the client is built (and the API version
@@ -69,6 +70,7 @@ class AirflowAdapter:
         self.fetch_logs = bool(options.get("fetch_logs", True))
         self.openlineage_enabled = bool(options.get("openlineage", False))
         self.openlineage_api_key = options.get("openlineage_api_key")
+        self.openlineage_anonymous = options.get("allow_anonymous") is True
         self.ol_namespace = str(options.get("openlineage_namespace", "default"))
         self._client = client
         self._poller: Poller | None = None
@@ -144,7 +146,12 @@ class AirflowAdapter:
             from fastapi import APIRouter
 
             return APIRouter()
-        return ol.routes(self.name, sink, api_key=self.openlineage_api_key)
+        return ol.routes(
+            self.name,
+            sink,
+            api_key=self.openlineage_api_key,
+            allow_anonymous=self.openlineage_anonymous,
+        )
 
     def close(self) -> None:
         if self._client is not None:

@@ -20,11 +20,15 @@ wrong shape (a list where an object belongs, a ``map_index`` that is not a
 whole number, a parent ``runId`` that is not a UUID) refuses its event naming
 the facet, never a 500. OpenLineage's ``HttpTransport`` raises on any non-2xx
 answer and resends 500/502/503/504 up to five times; a 4xx is final, and a 200
-with per-event errors keeps the valid events without a resend.
+with per-event errors keeps the valid events without a resend. Both routes need
+``Authorization: Bearer <api_key>`` (401 otherwise, the API's own problem); a
+source serves them without a key only with ``allow_anonymous``, said out loud in
+its options and logged as a warning when the routes are mounted.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -49,6 +53,8 @@ from gateway.contract import (
     read_json,
     secrets_match,
 )
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 _STATE = {
@@ -382,12 +388,28 @@ def read_event(
         raise InvalidEvent([*loc, "run", "facets"], f"cannot be read: {exc}") from None
 
 
-def routes(source: str, sink: EventSink, *, api_key: str | None = None) -> APIRouter:
-    """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included)."""
+def routes(
+    source: str, sink: EventSink, *, api_key: str | None, allow_anonymous: bool = False
+) -> APIRouter:
+    """FastAPI routes for OpenLineage HTTP transport clients (Airflow's provider included).
+
+    Without `api_key` the routes are refused (`ValueError`) unless `allow_anonymous`.
+    """
+    if not api_key:
+        if not allow_anonymous:
+            raise ValueError(
+                f"source {source!r}: the OpenLineage routes need an API key "
+                "(or allow_anonymous: true)"
+            )
+        log.warning(
+            "source %r serves POST /api/v1/lineage without a key (allow_anonymous: true): "
+            "anyone who can reach the gateway may write its runs",
+            source,
+        )
     router = APIRouter(tags=["openlineage"])
 
     def _authorize(request: Request) -> None:
-        if api_key is None:
+        if not api_key:
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")

@@ -18,9 +18,16 @@ Options (`sources[].options` in switchyard.yaml):
 
 - `token`: bearer token hosts use for `/api/v1/cron/*` (required for those);
 - `checks`: `{<uuid>: {name, slug, job, schedule, timezone, grace_s,
-  max_duration_s, min_duration_s}}`. With it, pings to any other uuid answer 404 "not found"
-  like Healthchecks; without it every well-formed uuid is accepted and its job
-  (`ping/<uuid>`) is created on the first ping;
+  max_duration_s, min_duration_s}}`: the registered checks. A ping to any other
+  uuid answers 404 "not found" like Healthchecks, unless `auto_provision`;
+- `auto_provision` (default false): a ping to an unknown well-formed uuid
+  creates its check (job `ping/<uuid>`) instead of a 404;
+- `provision_per_minute` (default 10) and `provision_burst` (default 20): a
+  token bucket per source on creating checks (auto-provisioned uuids and
+  `?create=1` slugs); beyond it a ping that would create one is 429 with
+  `Retry-After`. A check a ping created is *provisional* (`PROVISIONAL`: its
+  failures open no incident and send no alert) until an operator adopts it by
+  listing it under `checks` (a slug check: with `slug` and `job: ping/slug/<slug>`);
 - `control_file`: where pause/resume desired state lives (default
   `./switchyard-cron-control-<source>.json`; on several replicas put it on
   shared storage);
@@ -55,6 +62,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
 DEFAULT_PING_BODY_LIMIT = 100_000
+DEFAULT_PROVISION_PER_MINUTE = 10.0
+DEFAULT_PROVISION_BURST = 20.0
 _HOST_KEY = re.compile(r"^([^/]+)/[^/]+/[0-9a-f]{12}(?:#\d+)?$")
 
 
@@ -136,6 +145,14 @@ class ControlState:
         return {"pause": pause, "resume": resume}
 
 
+def _positive(source: str, name: str, value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise SourceError(source, f"options.{name} must be a positive number", retryable=False)
+    return float(value)
+
+
 class CronAdapter:
     """A configured cron source (see the module docstring for its options)."""
 
@@ -146,7 +163,20 @@ class CronAdapter:
         opts = dict(config.options)
         self.token: str | None = opts.pop("token", None)
         raw_checks = opts.pop("checks", None)
-        self.strict = raw_checks is not None
+        self.auto_provision = opts.pop("auto_provision", False)
+        if not isinstance(self.auto_provision, bool):
+            raise SourceError(
+                self.name, "options.auto_provision must be true or false", retryable=False
+            )
+        self.provision_per_minute = _positive(
+            self.name,
+            "provision_per_minute",
+            opts.pop("provision_per_minute", None),
+            DEFAULT_PROVISION_PER_MINUTE,
+        )
+        self.provision_burst = _positive(
+            self.name, "provision_burst", opts.pop("provision_burst", None), DEFAULT_PROVISION_BURST
+        )
         try:
             self.checks = {
                 str(uuid).lower(): CheckConfig.model_validate(c or {})

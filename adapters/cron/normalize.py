@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.cron.crontab import MACROS
 from gateway.contract import (
     MAX_ATTRIBUTES_BYTES,
+    PROVISIONAL,
     ErrorInfo,
     JobSpec,
     Line,
@@ -205,6 +206,7 @@ def ping_event(
     body: str = "",
     body_bytes: int = 0,
     method: str = "GET",
+    provisional: bool = False,
 ) -> RunEvent:
     """The event for one Healthchecks-style ping.
 
@@ -212,9 +214,12 @@ def ping_event(
     it, and `log` adds a log entry without changing the state: on a run it
     names (by `rid` or an open start) it is sent as `running`, which never
     regresses a finished run; a log naming no run stands alone as `unknown`.
+    A ping of a check nobody registered is `provisional` (`PROVISIONAL`).
     """
     attributes: dict[str, Any] = {"cron.origin": "ping", "cron.ping.check": check}
     attributes["cron.ping.method"] = method
+    if provisional:
+        attributes[PROVISIONAL] = True
     if body:
         key = "cron.ping.log" if action == "log" else "cron.output"
         attributes[key] = fit_text(loggable(body), LOG_ATTRIBUTE_BYTES)
@@ -310,7 +315,10 @@ def check_job_key(uuid: str, check: CheckConfig | None) -> str:
 
 
 def check_job(source: str, uuid: str, check: CheckConfig | None) -> JobSpec:
-    """The job a ping check stands for (registered, or auto-provisioned on first ping)."""
+    """The job a ping check stands for (registered, or auto-provisioned on first ping).
+
+    An auto-provisioned one (`check` None) is labelled `PROVISIONAL` until adopted.
+    """
     native = check.schedule if check else None
     schedule = MACROS.get(native.lower(), native) or None if native else None
     if schedule and not croniter.is_valid(schedule):
@@ -326,7 +334,7 @@ def check_job(source: str, uuid: str, check: CheckConfig | None) -> JobSpec:
         grace_s=check.grace_s if check else None,
         max_duration_s=check.max_duration_s if check else None,
         min_duration_s=check.min_duration_s if check else None,
-        labels={"ping.uuid": uuid},
+        labels={"ping.uuid": uuid, **({} if check else {PROVISIONAL: "true"})},
         definition={"ping_uuid": uuid},
     )
 
@@ -338,6 +346,6 @@ def slug_job(source: str, slug: str) -> JobSpec:
         key=f"ping/slug/{slug}",
         kind="job",
         name=slug,
-        labels={"ping.slug": slug},
+        labels={"ping.slug": slug, PROVISIONAL: "true"},
         definition={"ping_slug": slug},
     )

@@ -2,13 +2,22 @@
 
 Pings (`HEAD|GET|POST /ping/<uuid>[/start|/fail|/log|/<0-255>][?rid=<uuid>]`,
 or `/ping/<ping-key>/<slug>[/…]` with the source's `ping_key`) answer like
-Healthchecks: 200 `OK` with a `Ping-Body-Limit` header, 404 `not found` for an
-unknown uuid when the source registers `checks` (and for an unknown slug
-without `?create=1`), 409 for a slug two checks share, 400 for an exit status
-above 255 or a malformed `rid`. They are unauthenticated by
-design: the uuid is the secret. A ping is answered only after its event is
-committed (`EventSink.submit` returns once committed), so an acknowledged ping
-survives a crash.
+Healthchecks: 200 `OK` with a `Ping-Body-Limit` header, 404 `not found` for a
+uuid that is not a registered check (unless the source has `auto_provision`)
+and for an unknown slug without `?create=1`, 409 for a slug two checks share,
+400 for an exit status above 255 or a malformed `rid`, 429 with `Retry-After`
+when a ping would create a check beyond the source's `ProvisionLimit`. They
+are unauthenticated by design: the uuid (or the ping key) is the secret. A
+check a ping created is provisional (its events carry `PROVISIONAL`, its job
+the label) until an operator lists it under `checks`: its failures open no
+incident. A ping is answered only after its event is committed
+(`EventSink.submit` returns once committed), so an acknowledged ping survives
+a crash.
+
+What a process remembers between pings is bounded: the open rid-less starts
+and the checks whose job it has already sent each keep their most recent
+`MAX_REMEMBERED` entries. A check forgotten is sent again with its next ping
+(and a forgotten slug check needs `?create=1` again, as after a restart).
 
 A ping without `rid` pairs with the last `start` of the same check seen by
 this process (Healthchecks' `last_start`); with `rid` the pairing is exact and
@@ -29,9 +38,12 @@ are authenticated, and a whole spool replays in one request, in order.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,7 +80,7 @@ if TYPE_CHECKING:
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PING_METHODS = ["GET", "POST", "HEAD"]
-MAX_OPEN_STARTS = 10_000
+MAX_REMEMBERED = 10_000
 MAX_REPORT_BODY = 16 * 1024 * 1024
 # Threads that wait for a ping's commit. They only block on the sink, so there
 # can be many: the more pings wait at once, the larger the group each commit
@@ -90,26 +102,67 @@ class FutureSink(Protocol):
 
 @dataclass(frozen=True)
 class PingTarget:
-    """What a ping URL names: the check's id for run keys, its job, name, and a job to create."""
+    """What a ping URL names: the check's id for run keys, its job, name, and a job to create.
+
+    `provisional` is a check no config registered; `provision` its job, until sent.
+    """
 
     ident: str
     job: str
     name: str
     provision: JobSpec | None
+    provisional: bool = False
+
+
+def remember(book: OrderedDict[str, Any], key: str, value: Any, cap: int) -> None:
+    """Put `key` in `book` as its most recent entry, forgetting the oldest beyond `cap`."""
+    book[key] = value
+    book.move_to_end(key)
+    while len(book) > cap:
+        book.popitem(last=False)
 
 
 class PingBook:
-    """Per-check memory a ping needs: the open rid-less start, jobs already sent."""
+    """Per-check memory a ping needs: the open rid-less start, jobs already sent (both LRU)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int = MAX_REMEMBERED) -> None:
+        self.cap = cap
         self.open_starts: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
-        self.jobs_sent: set[str] = set()
+        self.jobs_sent: OrderedDict[str, None] = OrderedDict()
 
     def remember_start(self, uuid: str, run_key: str, at: datetime) -> None:
-        self.open_starts[uuid] = (run_key, at)
-        self.open_starts.move_to_end(uuid)
-        while len(self.open_starts) > MAX_OPEN_STARTS:
-            self.open_starts.popitem(last=False)
+        remember(self.open_starts, uuid, (run_key, at), self.cap)
+
+    def remember_sent(self, job: str) -> None:
+        remember(self.jobs_sent, job, None, self.cap)
+
+
+class ProvisionLimit:
+    """A token bucket on creating checks: `take()` is 0 when one may be created now.
+
+    Otherwise it is the seconds until a token is back (nothing is taken), which
+    the ping answers as `429` with `Retry-After`. Thread-safe; one per source.
+    """
+
+    def __init__(
+        self, per_minute: float, burst: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = burst
+        self._tokens = burst
+        self._clock = clock
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
 
 
 async def _body(request: Request, limit: int) -> tuple[str, int]:
@@ -141,6 +194,7 @@ def _refused(exc: ValueError, at: Sequence[str | int]) -> PushRejected:
 def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
     router = APIRouter()
     book = PingBook()
+    provisions = ProvisionLimit(adapter.provision_per_minute, adapter.provision_burst)
     source = adapter.name
     limit = adapter.ping_body_limit
     waiters = ThreadPoolExecutor(COMMIT_WAITERS, thread_name_prefix=f"{source}-ping")
@@ -157,12 +211,11 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(waiters, lambda: sink.submit(source, events, jobs=jobs))
 
-    def answer(text: str, status: int = 200) -> Response:
-        return PlainTextResponse(
-            text,
-            status_code=status,
-            headers={"Ping-Body-Limit": str(limit), "Access-Control-Allow-Origin": "*"},
-        )
+    def answer(text: str, status: int = 200, retry_after: float | None = None) -> Response:
+        headers = {"Ping-Body-Limit": str(limit), "Access-Control-Allow-Origin": "*"}
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return PlainTextResponse(text, status_code=status, headers=headers)
 
     async def handle_ping(
         request: Request, target: PingTarget, action: PingAction, exit_code: int | None = None
@@ -171,6 +224,11 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         rid = request.query_params.get("rid") if request.scope["query_string"] else None
         if rid is not None and not _UUID.match(rid.lower()):
             return answer("invalid rid", 400)
+        creates = target.provision is not None and target.job not in book.jobs_sent
+        if creates:
+            wait = provisions.take()
+            if wait:
+                return answer("rate limited: too many new checks", 429, retry_after=wait)
         rid = rid.lower() if rid else None
         now = datetime.now(UTC)
         headers = request.headers
@@ -205,12 +263,13 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             body=body,
             body_bytes=size,
             method=request.method,
+            provisional=target.provisional,
         )
         jobs: list[JobSpec] = []
-        if target.provision is not None and target.job not in book.jobs_sent:
+        if creates and target.provision is not None:
             jobs.append(target.provision)  # auto-provisioned: its job, on the first ping
         await submit([event], jobs)
-        book.jobs_sent.add(target.job)
+        book.remember_sent(target.job)
         return answer("OK")
 
     def by_uuid(uuid: str) -> PingTarget | None:
@@ -220,12 +279,12 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         check = adapter.checks.get(uuid)
         if check is not None:
             return PingTarget(uuid, check_job_key(uuid, check), check.name or uuid, None)
-        if adapter.strict:
+        if not adapter.auto_provision:
             return None
         job = check_job_key(uuid, None)
         # The job to provision is built only until it has been sent once.
         provision = None if job in book.jobs_sent else check_job(source, uuid, None)
-        return PingTarget(uuid, job, uuid, provision)
+        return PingTarget(uuid, job, uuid, provision, provisional=True)
 
     def by_slug(request: Request, ping_key: str, slug: str) -> PingTarget | Response:
         if not adapter.ping_key or not secrets_match(ping_key, adapter.ping_key):
@@ -241,7 +300,7 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
             return PingTarget(uuid, check_job_key(uuid, check), check.name or slug, None)
         job = slug_job(source, slug)
         if job.key in book.jobs_sent or request.query_params.get("create") == "1":
-            return PingTarget(f"slug/{slug}", job.key, slug, job)
+            return PingTarget(f"slug/{slug}", job.key, slug, job, provisional=True)
         return answer("not found", 404)
 
     def parse_action(segment: str) -> tuple[PingAction, int | None] | Response:

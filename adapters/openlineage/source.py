@@ -7,7 +7,8 @@ are keyed like Airflow runs, any other run by its ``runId`` with its parent
 facet as parent. There is nothing to poll: `poll` returns no events and hands
 the cursor back unchanged; `discover` returns no jobs.
 
-Options: ``api_key`` (require ``Authorization: Bearer <key>``).
+Options: ``api_key`` (required: pushes send ``Authorization: Bearer <key>``), or
+``allow_anonymous: true`` to take pushes without one (logged as a warning).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class OpenLineageSource:
         if api_key is not None and not isinstance(api_key, str):
             raise ValueError(f"source {config.name!r}: options.api_key must be a string")
         self.api_key = api_key
+        self.allow_anonymous = config.options.get("allow_anonymous") is True
 
     def discover(self) -> list[JobSpec]:
         return []
@@ -35,7 +37,9 @@ class OpenLineageSource:
         return PollResult(events=[], cursor=cursor)
 
     def routes(self, sink: EventSink) -> APIRouter:
-        return ol.routes(self.name, sink, api_key=self.api_key)
+        return ol.routes(
+            self.name, sink, api_key=self.api_key, allow_anonymous=self.allow_anonymous
+        )
 
 
 def create(config: SourceConfig) -> OpenLineageSource:

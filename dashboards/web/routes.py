@@ -40,7 +40,7 @@ from dashboards.web.session import (
 )
 from dashboards.web.waterfall import build_waterfall
 from gateway import incidents as incident_engine
-from gateway.auth import authenticate
+from gateway.auth import Role, authenticate
 from gateway.config import Config
 from gateway.contract import (
     RunKind,
@@ -261,6 +261,8 @@ async def login_submit(request: Request) -> Response:
         principal = authenticate(_engine(request), form.get("token", "").strip())
         if principal is None:
             error = "That token is unknown or revoked."
+        elif not principal.allows(Role.viewer):
+            principal, error = None, "An ingest token only pushes events; it cannot sign in."
     if principal is None:
         nonce = secrets.token_urlsafe(16)
         response = _render(

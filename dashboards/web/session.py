@@ -124,7 +124,9 @@ def load_session(
         row = session.get(ApiToken, token_id)
         if row is None or row.revoked_at is not None or row.id is None:
             return None
-        principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        principal = Principal.of(row)
+    if not principal.allows(Role.viewer):
+        return None  # an ingest token pushes events; it reads nothing
     return DashboardSession(principal=principal, nonce=nonce, expires_at=expires)
 
 

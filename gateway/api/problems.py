@@ -145,8 +145,12 @@ async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
 async def _on_push_rejected(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PushRejected)
     errors = [FieldError(field=field_path(loc), message=msg) for loc, msg in exc.errors]
-    slug = "validation" if exc.status == 422 else None
-    return problem_response(exc.status, exc.detail, slug=slug, errors=errors or None)
+    # A push route's 401 is the API's 401: same problem type, same challenge.
+    slug = {401: "unauthenticated", 422: "validation"}.get(exc.status)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem_response(
+        exc.status, exc.detail, slug=slug, errors=errors or None, headers=headers
+    )
 
 
 async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:

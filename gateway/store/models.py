@@ -59,6 +59,9 @@ class Run(SQLModel, table=True):
     name: str | None = Field(default=None, sa_column=Column(String(1024), nullable=True))
     state: str = Field(sa_column=Column(String(16), nullable=False))
     state_at: datetime | None = _ts()
+    state_pushed: bool = Field(
+        default=False, description="the state came from a push, not from the source's API"
+    )
     attempt: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     started_at: datetime | None = _ts()
     ended_at: datetime | None = _ts()
@@ -220,6 +223,8 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(128), nullable=False))
     role: str = Field(sa_column=Column(String(16), nullable=False))
+    # The sources an `ingest` token may push events into; None for the other roles.
+    sources: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     prefix: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: datetime | None = _ts()

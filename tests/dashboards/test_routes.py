@@ -83,6 +83,20 @@ def test_unknown_token_is_refused_and_sets_no_session(dash: Dash) -> None:
     assert "swy_session" not in response.cookies
 
 
+def test_ingest_token_cannot_sign_in(dash: Dash) -> None:
+    token = create_token(dash.engine, role="ingest", name="ci", sources=["cron-hosts"])
+    page = dash.client.get("/login")
+    response = dash.client.post(
+        "/login",
+        data={"csrf": csrf_of(page.text), "token": token, "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 401
+    assert "cannot sign in" in response.text
+    assert "swy_session" not in response.cookies
+    assert dash.client.get("/runs", follow_redirects=False).status_code == 303
+
+
 def test_login_without_the_form_csrf_cookie_is_refused(dash: Dash) -> None:
     token = create_token(dash.engine, role="viewer")
     response = dash.client.post(

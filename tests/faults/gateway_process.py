@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.contract import RunEvent, State
-from gateway.merge import canonical_payload, event_digest
+from gateway.merge import as_pushed, canonical_payload, event_digest
 from gateway.runtime.poller import read_cursor
 from tests.fakes.scripted_adapter import scripted_event, write_entry_point_dist
 
@@ -202,6 +202,11 @@ def pushed_event(source: str, i: int) -> RunEvent:
         observed_at=started + timedelta(seconds=1 if done else 0),
         attributes={"seq": i},
     )
+
+
+def pushed_as_stored(source: str, count: int) -> list[RunEvent]:
+    """Pushed events 0..count-1 as the gateway stores them: marked as pushes on receipt."""
+    return as_pushed([pushed_event(source, i) for i in range(count)], datetime.now(UTC))
 
 
 class EventPusher:

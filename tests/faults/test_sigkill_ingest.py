@@ -32,7 +32,7 @@ from tests.faults.gateway_process import (
     assert_store_holds_exactly,
     assert_store_matches_script,
     gateway_env,
-    pushed_event,
+    pushed_as_stored,
     wait_until,
 )
 
@@ -142,6 +142,4 @@ def test_serve_killed_while_a_client_resends_unacknowledged_batches_stores_each_
     assert kills == KILLS_SERVE
     # The kills landed while the client was still sending.
     assert acked_at_kill[-1] < pusher.batches, acked_at_kill
-    assert_store_holds_exactly(
-        pg_engine, "pushed", [pushed_event("pushed", i) for i in range(pusher.total_events)]
-    )
+    assert_store_holds_exactly(pg_engine, "pushed", pushed_as_stored("pushed", pusher.total_events))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,9 @@ from sqlmodel import Session, select
 from gateway.api.app import create_app
 from gateway.auth import create_token, hash_token, revoke_token
 from gateway.config import parse_config
-from gateway.store.models import ApiToken
+from gateway.merge import PUSH_CLOCK_SKEW
+from gateway.store.models import ApiToken, RunEventRow
+from gateway.store.models import Run as RunRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -33,10 +36,9 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def api(engine: Engine) -> Iterator[Api]:
-    app = create_app(parse_config({}), engine)
-    with TestClient(app) as client:
+@contextmanager
+def serving(engine: Engine, config: dict[str, Any]) -> Iterator[Api]:
+    with TestClient(create_app(parse_config(config), engine)) as client:
         yield Api(
             client=client,
             engine=engine,
@@ -44,6 +46,12 @@ def api(engine: Engine) -> Iterator[Api]:
             operator=_bearer(create_token(engine, role="operator", name="o")),
             admin=_bearer(create_token(engine, role="admin", name="a")),
         )
+
+
+@pytest.fixture
+def api(engine: Engine) -> Iterator[Api]:
+    with serving(engine, {}) as api:
+        yield api
 
 
 def event(key: str, *, at: datetime = T0, state: str = "running", **extra: Any) -> dict[str, Any]:
@@ -143,6 +151,83 @@ def test_token_is_stored_only_as_its_hash(engine: Engine) -> None:
     assert row.token_hash == hash_token(token)
     assert token not in (row.token_hash, row.prefix, row.name)
     assert token.startswith(row.prefix) and len(row.prefix) < len(token) // 3
+
+
+def test_ingest_token_reads_nothing(api: Api) -> None:
+    ingest = _bearer(create_token(api.engine, role="ingest", name="ci", sources=["scripts"]))
+    body = assert_problem(api.client.get("/api/v1/runs", headers=ingest), 403)
+    assert "viewer" in body["detail"]
+
+
+# -- who may push events where -------------------------------------------------
+
+POLLED = {"sources": [{"name": "airflow-prod", "kind": "airflow", "options": {"url": "http://x"}}]}
+
+
+@pytest.fixture
+def polled_api(engine: Engine) -> Iterator[Api]:
+    """The API with one configured (polled) source, `airflow-prod`."""
+    with serving(engine, POLLED) as api:
+        yield api
+
+
+def stored_run_keys(engine: Engine) -> list[tuple[str, str]]:
+    with Session(engine) as s:
+        return sorted((r.source, r.key) for r in s.exec(select(RunRow)))
+
+
+@pytest.mark.parametrize("role", ["operator", "admin"])
+def test_operator_and_admin_cannot_push_into_a_configured_source(
+    polled_api: Api, role: str
+) -> None:
+    headers = polled_api.operator if role == "operator" else polled_api.admin
+    r = polled_api.client.post(
+        "/api/v1/events",
+        headers=headers,
+        json={"source": "airflow-prod", "events": [event("x", state="succeeded")]},
+    )
+    body = assert_problem(r, 403)
+    assert "--role ingest --sources airflow-prod" in body["detail"]
+    # Names no configured source uses stay open to them.
+    free = polled_api.client.post(
+        "/api/v1/events", headers=headers, json={"source": "scripts", "events": [event("y")]}
+    )
+    assert free.status_code == 200, free.text
+    assert stored_run_keys(polled_api.engine) == [("scripts", "y")]
+
+
+def test_ingest_token_pushes_only_into_the_sources_it_was_granted(polled_api: Api) -> None:
+    token = create_token(polled_api.engine, role="ingest", name="ci", sources=["airflow-prod"])
+    ingest = _bearer(token)
+    ok = polled_api.client.post(
+        "/api/v1/events",
+        headers=ingest,
+        json={"source": "airflow-prod", "events": [event("granted")]},
+    )
+    assert ok.status_code == 200, ok.text
+    for source in ("k8s-prod", "scripts"):
+        r = polled_api.client.post(
+            "/api/v1/events", headers=ingest, json={"source": source, "events": [event("no")]}
+        )
+        body = assert_problem(r, 403)
+        assert "only into: airflow-prod" in body["detail"]
+    assert stored_run_keys(polled_api.engine) == [("airflow-prod", "granted")]
+
+
+def test_pushed_events_are_marked_and_their_clock_clamped_whatever_the_sender_says(
+    api: Api,
+) -> None:
+    future = datetime.now(UTC) + timedelta(days=365)
+    r = post(api, [event("from-the-future", at=future, pushed=False)])
+    assert r.status_code == 200, r.text
+    with Session(api.engine) as s:
+        run = s.exec(select(RunRow)).one()
+        (stored,) = s.exec(select(RunEventRow)).all()
+    assert run.state_pushed is True
+    assert stored.payload["pushed"] is True
+    assert run.observed_at is not None
+    assert run.observed_at <= datetime.now(UTC) + PUSH_CLOCK_SKEW
+    assert stored.observed_at == run.observed_at
 
 
 # -- events ------------------------------------------------------------------
@@ -356,10 +441,11 @@ def test_jobs_and_sources_list(engine: Engine) -> None:
     config = parse_config({"sources": [{"name": "cron-a", "kind": "cron", "interval": "1m"}]})
     app = create_app(config, engine, adapters={"cron-a": object()})
     token = _bearer(create_token(engine, role="operator", name="j"))
+    pusher = _bearer(create_token(engine, role="ingest", name="p", sources=["cron-a"]))
     with TestClient(app) as client:
         r = client.post(
             "/api/v1/events",
-            headers=token,
+            headers=pusher,
             json={
                 "source": "cron-a",
                 "events": [event("backup/1", job="backup")],

@@ -32,6 +32,7 @@ def _run_row(run_id: str, key: str) -> dict[str, Any]:
         "name": "ünïcode name",
         "state": "failed",
         "state_at": AT,
+        "state_pushed": True,
         "attempt": 2,
         "started_at": AT.astimezone(ELSEWHERE),
         "ended_at": AT + timedelta(microseconds=7),

@@ -106,6 +106,54 @@ def test_token_create_prints_it_once_and_stores_only_the_hash(env: dict[str, str
     engine.dispose()
 
 
+def test_ingest_token_is_scoped_to_its_sources_and_listed_with_them(env: dict[str, str]) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "token",
+            "create",
+            "--role",
+            "ingest",
+            "--sources",
+            "k8s-prod, airflow-prod",
+            "--name",
+            "ci",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    engine = make_engine(env["url"])
+    principal = authenticate(engine, result.stdout.strip())
+    assert principal is not None
+    assert (principal.role.value, principal.sources) == (
+        "ingest",
+        frozenset({"airflow-prod", "k8s-prod"}),
+    )
+    listed = runner.invoke(app, ["token", "list"])
+    assert "ci\tingest\tairflow-prod,k8s-prod\tswy_" in listed.output
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--role", "ingest"], "an ingest token needs the sources it may push into"),
+        (["--role", "operator", "--sources", "a"], "--sources is for ingest tokens"),
+        (["--role", "ingest", "--sources", "a b"], "'a b' is not a source name"),
+    ],
+)
+def test_ingest_scope_errors_are_one_line_and_create_nothing(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["token", "create", *args])
+    assert result.exit_code == 2
+    assert result.output.startswith("switchyard: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    engine = make_engine(env["url"])
+    with Session(engine) as s:
+        assert s.exec(select(ApiToken)).all() == []
+    engine.dispose()
+
+
 def test_token_errors_are_one_line(env: dict[str, str]) -> None:
     bad_role = runner.invoke(app, ["token", "create", "--role", "root"])
     assert bad_role.exit_code == 2
@@ -180,3 +228,29 @@ def test_poll_once_ingests_and_prints_what_it_did(
     )
     again = runner.invoke(app, ["poll-once", "s1", "--config", path])
     assert "0 event(s)" in again.output and again.output.strip().endswith("cursor 4")
+
+
+LINEAGE_WITHOUT_KEY = "sources: [{name: lineage, kind: openlineage}]\n"
+
+
+def test_config_check_refuses_a_lineage_source_without_a_key(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["config", "check", "--config", write(tmp_path, LINEAGE_WITHOUT_KEY)]
+    )
+    assert result.exit_code == 2
+    assert "sources[0]: options.api_key:" in result.output
+    assert "allow_anonymous: true" in result.output
+    anonymous = "sources: [{name: lineage, kind: openlineage, options: {allow_anonymous: true}}]\n"
+    assert (
+        runner.invoke(app, ["config", "check", "--config", write(tmp_path, anonymous)]).exit_code
+        == 0
+    )
+
+
+def test_the_runtime_refuses_a_lineage_source_without_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.runtime.__main__ import main as runtime_main
+
+    assert runtime_main(["--config", write(tmp_path, LINEAGE_WITHOUT_KEY)]) == 2
+    assert "sources[0]: options.api_key:" in capsys.readouterr().err

@@ -17,7 +17,13 @@ from gateway.config import Config, SourceEntry
 
 
 def _client(engine: Engine) -> TestClient:
-    config = Config(sources=[SourceEntry(name="cron-hot", kind="cron", options={"token": "t"})])
+    config = Config(
+        sources=[
+            SourceEntry(
+                name="cron-hot", kind="cron", options={"token": "t", "auto_provision": True}
+            )
+        ]
+    )
     return TestClient(create_app(config, engine))
 
 

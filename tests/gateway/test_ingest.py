@@ -22,6 +22,7 @@ from gateway.contract import (
     trace_id_for,
 )
 from gateway.ingest import SourceMismatch, apply_batch, ingest_events, read_cursor
+from gateway.merge import PUSH_CLOCK_SKEW, as_pushed, canonical_payload
 from gateway.store.db import session_scope
 
 T0 = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
@@ -121,6 +122,49 @@ def test_terminal_state_does_not_regress_on_late_running_event(engine: Engine) -
     assert row["state"] == "succeeded"
     assert row["started_at"] == T0 and row["ended_at"] == T0
     assert row["observed_at"] == T0 + timedelta(minutes=9)
+
+
+@pytest.mark.parametrize("push_first", [True, False])
+def test_a_push_does_not_overwrite_a_terminal_state_the_source_reported(
+    engine: Engine, push_first: bool
+) -> None:
+    oom = ErrorInfo(kind="OOMKilled", exit_code=137)
+    polled = ev("t", State.failed, 5, ended_at=T0 + timedelta(minutes=5), error=oom)
+    # Arrives later and claims a later instant and a later end: it still loses.
+    (pushed,) = as_pushed(
+        [ev("t", State.succeeded, 9, ended_at=T0 + timedelta(minutes=9))],
+        T0 + timedelta(minutes=9),
+    )
+    for event in [pushed, polled] if push_first else [polled, pushed]:
+        apply_batch(engine, "airflow-prod", [event])
+    row = run_row(engine, "airflow-prod", "t")
+    assert (row["state"], row["state_pushed"], row["error_kind"]) == ("failed", False, "OOMKilled")
+    assert row["ended_at"] == T0 + timedelta(minutes=5)
+
+
+def test_a_pushed_end_stands_until_the_source_reports_its_own(engine: Engine) -> None:
+    (pushed,) = as_pushed([ev("t", State.succeeded, 3, ended_at=T0)], T0 + timedelta(minutes=3))
+    apply_batch(engine, "airflow-prod", [ev("t", State.running, 1), pushed])
+    row = run_row(engine, "airflow-prod", "t")
+    assert (row["state"], row["state_pushed"], row["ended_at"]) == ("succeeded", True, T0)
+    # The poller reads the same try a little later: its word replaces the push's.
+    end = T0 + timedelta(minutes=2)
+    apply_batch(engine, "airflow-prod", [ev("t", State.failed, 4, ended_at=end)])
+    row = run_row(engine, "airflow-prod", "t")
+    assert (row["state"], row["state_pushed"], row["ended_at"]) == ("failed", False, end)
+
+
+def test_a_pushed_observation_is_clamped_to_its_receipt_plus_the_skew() -> None:
+    received = T0 + timedelta(minutes=10)
+    future, past = as_pushed([ev("a", State.running, 60 * 24), ev("b", State.running, 1)], received)
+    assert (future.pushed, future.observed_at) == (True, received + PUSH_CLOCK_SKEW)
+    assert (past.pushed, past.observed_at) == (True, T0 + timedelta(minutes=1))
+
+
+def test_a_polled_event_keeps_the_digest_it_had_before_pushes_were_marked() -> None:
+    event = ev("r", State.running, 1)
+    assert "pushed" not in canonical_payload(event)
+    assert canonical_payload(as_pushed([event], T0)[0])["pushed"] is True
 
 
 def test_newer_try_supersedes_failure_and_clears_its_error(engine: Engine) -> None:

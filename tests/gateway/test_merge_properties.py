@@ -85,6 +85,7 @@ def events(draw: st.DrawFn) -> RunEvent:
         ),
         name=draw(st.none() | st.sampled_from(["extract", "load"])),
         refs=refs,
+        pushed=draw(st.booleans()),
     )
 
 
@@ -180,15 +181,21 @@ def test_rows_obey_the_merge_rules(engine: Engine, batch: list[RunEvent], order:
         row = stored[run_id]
         top = max(e.attempt for e in evs)
         latest_try = [e for e in evs if e.attempt == top]
-        # A newer try supersedes; within it, a terminal state never regresses.
+        # A newer try supersedes; within it, a terminal state never regresses,
+        # and a terminal state the source's API reported is not replaced by a push.
         assert row["attempt"] == top
         assert State(row["state"]).terminal == any(e.state.terminal for e in latest_try)
         assert row["state"] in {e.state.value for e in latest_try}
+        polled_ends = [e for e in latest_try if e.state.terminal and not e.pushed]
+        if polled_ends:
+            assert row["state"] in {e.state.value for e in polled_ends}
+            assert not row["state_pushed"]
         # Timestamps only move forward.
         assert row["observed_at"] == max(e.observed_at for e in evs)
         starts = [e.started_at for e in latest_try if e.started_at]
         assert row["started_at"] == (min(starts) if starts else None)
-        ends = [e.ended_at for e in latest_try if e.ended_at and e.state.terminal]
+        enders = polled_ends or [e for e in latest_try if e.state.terminal]
+        ends = [e.ended_at for e in enders if e.ended_at]
         assert row["ended_at"] == (max(ends) if ends else None)
         # Unknown attributes are kept: per key, the latest event's value.
         ordered = sorted(evs, key=lambda e: (e.observed_at, event_digest(canonical_payload(e))))

@@ -56,7 +56,9 @@ def test_two_workers_commit_every_acknowledged_ping_and_stop_on_sigterm(tmp_path
         "sources:\n"
         "  - name: cron-w\n"
         "    kind: cron\n"
-        f"    options: {{token: t, control_file: {tmp_path / 'control.json'}}}\n"
+        "    options:\n"
+        "      {token: t, auto_provision: true, "
+        f"control_file: {tmp_path / 'control.json'}}}\n"
     )
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")

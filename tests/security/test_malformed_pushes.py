@@ -36,6 +36,8 @@ from tests.dbs import migrated_engine
 from tests.gateway.test_api_webhooks import SECRET, HookAdapter
 
 CRON_TOKEN = "cron-host-token-for-bad-input"
+LINEAGE_KEY = "lineage-key-for-bad-input"
+LINEAGE_AUTH = {"Authorization": f"Bearer {LINEAGE_KEY}"}
 PING = "/ping/1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 CAP = 64 * 1024
 DEEP = b"[" * 30_000 + b"]" * 30_000  # far past json's recursion limit, under the cap
@@ -71,9 +73,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
                 {
                     "name": "cronny",
                     "kind": "cron",
-                    "options": {"token": CRON_TOKEN, "control_file": str(tmp / "control.json")},
+                    "options": {
+                        "token": CRON_TOKEN,
+                        "control_file": str(tmp / "control.json"),
+                        "checks": {PING.removeprefix("/ping/"): {"name": "bad-input"}},
+                    },
                 },
-                {"name": "lineage", "kind": "openlineage"},
+                {"name": "lineage", "kind": "openlineage", "options": {"api_key": LINEAGE_KEY}},
             ],
         }
     )
@@ -147,9 +153,9 @@ def test_events_batch_with_unreadable_body_is_4xx(
 def test_openlineage_push_with_unreadable_body_is_4xx(
     gateway: Gateway, client: httpx.Client, path: str, body: bytes
 ) -> None:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **LINEAGE_AUTH}
     r = unchanged(gateway, lambda: client.post(path, content=body, headers=headers))
-    assert 400 <= r.status_code < 500
+    assert 400 <= r.status_code < 500 and r.status_code != 401
 
 
 @pytest.mark.parametrize("path", ["/api/v1/cron/report", "/api/v1/cron/jobs"])
@@ -273,7 +279,9 @@ def test_streamed_body_over_the_cap_without_length_is_413(
     r = unchanged(
         gateway,
         lambda: client.post(
-            "/api/v1/lineage", content=chunks(), headers={"Content-Type": "application/json"}
+            "/api/v1/lineage",
+            content=chunks(),
+            headers={"Content-Type": "application/json", **LINEAGE_AUTH},
         ),
     )
     assert r.status_code == 413

@@ -6,7 +6,8 @@ middleware); `X-Switchyard-Signature` must match (401) and be within ±300 s
 of now (401); the content type must be JSON (`application/json` or
 `*/*+json`, else 415); the body must be JSON the adapter can read (422, with
 the adapter's message). The delivery's digest is stored in `webhook_delivery` in
-the same transaction as its events, so a delivery is accepted exactly once
+the same transaction as its events (marked as pushed, `gateway.merge.as_pushed`),
+so a delivery is accepted exactly once
 (a second one is 409) and a crash leaves neither. Deliveries older than the
 replay window are pruned as new ones arrive: past the window the timestamp
 check refuses them anyway.
@@ -30,6 +31,7 @@ from gateway.api.problems import ProblemError
 from gateway.api.schemas import IngestReportPublic
 from gateway.contract import RunEvent, read_json
 from gateway.ingest import IngestReport, ingest_events
+from gateway.merge import as_pushed
 from gateway.store.db import session_scope
 from gateway.store.models import WebhookDelivery
 from gateway.webhook_signing import HEADER, TOLERANCE_S, SignatureError, verify
@@ -57,7 +59,7 @@ def _accept(engine: Engine, source: str, digest: str, events: list[RunEvent]) ->
             # then fails, before either has merged anything.
             session.add(WebhookDelivery(digest=digest, source=source, received_at=now))
             session.flush()
-            return ingest_events(session, source, events, now=now)
+            return ingest_events(session, source, as_pushed(events, now), now=now)
     except IntegrityError as exc:
         raise Replay(digest) from exc
 

@@ -20,7 +20,7 @@ import uvicorn
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import RunFacet, error_message_run
-from openlineage.client.transport.http import HttpConfig, HttpTransport
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -36,6 +36,8 @@ from tests.adapters.airflow.harness import free_port
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3"
 DAG_ID = "orders_etl"
 RUN_ID = "manual__2026-11-25T23:12:06.123456+00:00"
+LINEAGE_KEY = "lineage-test-key"
+AUTH = {"Authorization": f"Bearer {LINEAGE_KEY}"}
 
 
 @attr.define
@@ -63,7 +65,11 @@ def gateway(sqlite_engine: Engine) -> Iterator[tuple[str, Engine]]:
                 {
                     "name": "af3",
                     "kind": "airflow",
-                    "options": {"url": "http://127.0.0.1:9", "openlineage": True},
+                    "options": {
+                        "url": "http://127.0.0.1:9",
+                        "openlineage": True,
+                        "openlineage_api_key": LINEAGE_KEY,
+                    },
                 }
             ]
         }
@@ -85,7 +91,9 @@ def gateway(sqlite_engine: Engine) -> Iterator[tuple[str, Engine]]:
 
 
 def _client(url: str) -> OpenLineageClient:
-    return OpenLineageClient(transport=HttpTransport(HttpConfig(url=url, timeout=10)))
+    # The provider's own api_key auth: what AIRFLOW__OPENLINEAGE__TRANSPORT configures.
+    config = HttpConfig(url=url, timeout=10, auth=ApiKeyTokenProvider({"apiKey": LINEAGE_KEY}))
+    return OpenLineageClient(transport=HttpTransport(config))
 
 
 def _task_facets(try_number: int, map_index: int | None = None) -> dict[str, RunFacet]:
@@ -228,7 +236,7 @@ def test_invalid_event_is_422_naming_the_field_and_nothing_is_stored(
         "run": {"runId": "not-a-uuid"},
         "job": {"namespace": "default", "name": "x"},
     }
-    r = httpx.post(f"{url}/api/v1/lineage", json=body)
+    r = httpx.post(f"{url}/api/v1/lineage", json=body, headers=AUTH)
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["errors"][0]["field"] == "run.runId"
@@ -246,14 +254,17 @@ def test_batch_reports_partial_success_with_counts(gateway: tuple[str, Engine]) 
         "job": {"namespace": "spark", "name": "nightly"},
     }
     bad = {**good, "job": {"namespace": "spark"}}
-    r = httpx.post(f"{url}/api/v1/lineage/batch", json=[good, bad])
+    r = httpx.post(f"{url}/api/v1/lineage/batch", json=[good, bad], headers=AUTH)
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "partial_success"
     assert (body["received"], body["accepted"], body["failed"]) == (2, 1, 1)
     assert body["errors"][0]["loc"] == ["body", 1, "job", "name"]
     assert [row.state for row in _runs(engine)] == ["succeeded"]
-    assert httpx.post(f"{url}/api/v1/lineage/batch", json={"not": "a list"}).status_code == 422
+    assert (
+        httpx.post(f"{url}/api/v1/lineage/batch", json={"not": "a list"}, headers=AUTH).status_code
+        == 422
+    )
 
 
 def test_validate_event_names_missing_event_time() -> None:

@@ -150,8 +150,11 @@ def running_gateway(engine: Engine, tmp_path: Path, **options: Any) -> Iterator[
 
 @pytest.fixture
 def cron_gateway(engine: Engine, tmp_path: Path) -> Iterator[CronGateway]:
-    """The gateway on SQLite and on PostgreSQL (the `engine` fixture's two params)."""
-    with running_gateway(engine, tmp_path) as gw:
+    """The gateway on SQLite and on PostgreSQL (the `engine` fixture's two params).
+
+    With `auto_provision`: a ping to an unknown uuid creates its (provisional) check.
+    """
+    with running_gateway(engine, tmp_path, auto_provision=True) as gw:
         yield gw
 
 

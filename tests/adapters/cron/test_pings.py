@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from gateway.contract import State
+from adapters.cron.pings import PingBook, ProvisionLimit
+from gateway.contract import PROVISIONAL, State
 from gateway.expectations import check_expectations
 from gateway.ingest import apply_batch
 from tests.adapters.cron.conftest import CronGateway, running_gateway
@@ -189,3 +190,88 @@ def test_slug_urls_with_the_ping_key_create_and_conflict_like_healthchecks(
         assert "ping/slug/fresh" in gw.jobs()
         fresh = [r for r in gw.runs() if r["job"] == "ping/slug/fresh"]
         assert [(r["state"], r["error_kind"]) for r in fresh] == [(State.failed, "fail")]
+
+
+# -- no anonymous check creation by default ------------------------------------
+
+
+def incidents(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(text("SELECT * FROM incident")).mappings()]
+
+
+def test_an_unknown_uuid_is_404_and_writes_nothing_without_auto_provision(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with running_gateway(sqlite_engine, tmp_path) as gw:
+        assert curl(f"{gw.url}/ping/{CHECK}/fail")[:2] == (404, b"not found")
+        assert curl(f"{gw.url}/ping/{CHECK}/start?rid={uuid.uuid4()}")[:2] == (404, b"not found")
+        assert (gw.runs(), gw.jobs()) == ([], {})
+
+
+def test_a_slug_is_created_only_with_the_ping_key(sqlite_engine: Engine, tmp_path: Path) -> None:
+    with running_gateway(sqlite_engine, tmp_path) as gw:  # no ping_key: no slug URLs at all
+        assert curl(f"{gw.url}/ping/anything/fresh?create=1")[:2] == (404, b"not found")
+        assert gw.jobs() == {}
+
+
+def test_creating_checks_beyond_the_bucket_is_429_with_retry_after(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    options = {"auto_provision": True, "provision_per_minute": 1, "provision_burst": 2}
+    with running_gateway(sqlite_engine, tmp_path, **options) as gw:
+        first, second, third = (str(uuid.uuid4()) for _ in range(3))
+        assert curl(f"{gw.url}/ping/{first}")[0] == 200
+        assert curl(f"{gw.url}/ping/{second}")[0] == 200
+        status, body, headers = curl(f"{gw.url}/ping/{third}")
+        assert (status, body) == (429, b"rate limited: too many new checks")
+        retry_after = next(
+            line.split(":", 1)[1] for line in headers.lower().splitlines() if "retry-after" in line
+        )
+        assert 1 <= int(retry_after) <= 60
+        # Checks that exist already are not held back.
+        assert curl(f"{gw.url}/ping/{first}/fail")[0] == 200
+        assert sorted(gw.jobs()) == sorted([f"ping/{first}", f"ping/{second}"])
+        assert {r["job"] for r in gw.runs()} == {f"ping/{first}", f"ping/{second}"}
+
+
+def test_an_auto_provisioned_check_opens_no_incident_until_it_is_adopted(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    with running_gateway(sqlite_engine, tmp_path, auto_provision=True) as gw:
+        assert curl(f"{gw.url}/ping/{CHECK}/fail")[0] == 200
+        (run,) = gw.runs()
+        assert (run["state"], run["attributes"][PROVISIONAL]) == (State.failed, True)
+        assert gw.jobs()[f"ping/{CHECK}"]["labels"][PROVISIONAL] == "true"
+    assert incidents(sqlite_engine) == []
+
+    # The operator adopts it: listed under `checks`, the next failure is an incident.
+    adopted = {CHECK: {"name": "backup"}}
+    with running_gateway(sqlite_engine, tmp_path, auto_provision=True, checks=adopted) as gw:
+        apply_batch(sqlite_engine, gw.adapter.name, [], jobs=gw.adapter.discover())  # as polled
+        assert PROVISIONAL not in gw.jobs()[f"ping/{CHECK}"]["labels"]
+        assert curl(f"{gw.url}/ping/{CHECK}/fail")[0] == 200
+    (incident,) = incidents(sqlite_engine)
+    assert incident["status"] == "open"
+
+
+def test_what_a_ping_process_remembers_is_bounded() -> None:
+    book = PingBook(cap=3)
+    for i in range(5):
+        book.remember_sent(f"job-{i}")
+        book.remember_start(f"check-{i}", f"run-{i}", datetime.now(UTC))
+    book.remember_sent("job-2")  # used again: now the most recent
+    book.remember_sent("job-5")
+    assert list(book.jobs_sent) == ["job-4", "job-2", "job-5"]
+    assert list(book.open_starts) == ["check-2", "check-3", "check-4"]
+
+
+def test_the_provision_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    bucket = ProvisionLimit(per_minute=6, burst=2, clock=lambda: now[0])
+    assert (bucket.take(), bucket.take()) == (0.0, 0.0)
+    assert bucket.take() == pytest.approx(10.0)
+    now[0] = 5.0
+    assert bucket.take() == pytest.approx(5.0)  # nothing was taken by the refusal
+    now[0] = 10.0
+    assert bucket.take() == 0.0
