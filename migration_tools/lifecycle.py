@@ -51,7 +51,7 @@ from migration_tools.translate import (
     check_flow,
     translate,
 )
-from migration_tools.wrap import WrapError, WrapFlow, WrapOptions, wrap
+from migration_tools.wrap import WrapError, WrapFlow, WrapOptions, WrapTarget, wrap
 
 
 class MigrationState(enum.StrEnum):
@@ -378,11 +378,22 @@ class Migrations:
                 wrap_deployed=True,
                 legacy_paused=True,
                 wrap_triggers=list(wf.trigger_ids),
+                wrap_target=wf.target.as_dict(),
             )
-            detail.update(wrap_flow=f"{ns}.{wf.flow_id}", triggers=list(wf.trigger_ids))
+            detail.update(
+                wrap_flow=f"{ns}.{wf.flow_id}",
+                triggers=list(wf.trigger_ids),
+                wrap_target=wf.target.as_dict(),
+            )
             return None if pause is None else partial(pause.record, detail=detail)
 
         return self._act("wrap", source, job_key, actor, effects)
+
+    def wrap_target(self, source: str, job_key: str) -> WrapTarget:
+        """Where `wrap` would make the job's work run (nothing is changed); for confirmations."""
+        with Session(self.engine) as session:
+            spec = JobSpec.model_validate(self._job(session, source, job_key).spec)
+        return self._wrap_flow(source, job_key, spec).target
 
     def _wrap_flow(self, source: str, job_key: str, spec: JobSpec) -> WrapFlow:
         try:

@@ -30,6 +30,9 @@ text for Kestra's renderer (`translate.pebble`), only Switchyard's own
 expressions stay live, and the text comes from `translate.flow_yaml`, read
 back and compared before it is returned. It is then validated like a
 translation; a flow with problems is a `WrapError`, never deployed.
+`WrapFlow.target` says where the work will run (the cron host over SSH, or
+the Kestra worker itself; the pod, function or DAG), which is what an
+operator confirms.
 """
 
 from __future__ import annotations
@@ -91,6 +94,52 @@ class WrapOptions:
 
 
 @dataclass(frozen=True)
+class WrapTarget:
+    """Where a wrapped job's work will run: what an operator confirms before a wrap.
+
+    `via` is `ssh` (the Kestra worker logs in to `where` as `user` and runs
+    `command` there), `local` (the Kestra worker runs `command` itself, as its
+    own user, not on the host the line came from), `kubernetes`, `lambda` or
+    `airflow` (Kestra asks that system to run it).
+    """
+
+    via: Literal["ssh", "local", "kubernetes", "lambda", "airflow"]
+    where: str
+    user: str | None = None
+    command: str | None = None
+
+    @property
+    def on_kestra_worker(self) -> bool:
+        return self.via == "local"
+
+    @property
+    def summary(self) -> str:
+        if self.via == "ssh":
+            as_user = f" as {self.user!r}" if self.user else ""
+            return f"runs {self.command!r} on host {self.where!r}{as_user}, over SSH"
+        if self.via == "local":
+            return (
+                f"runs {self.command!r} on the Kestra worker itself (local shell, as the "
+                f"worker's own user), not on host {self.where!r}"
+            )
+        if self.via == "kubernetes":
+            return f"starts a pod in Kubernetes namespace {self.where!r} ({self.command})"
+        if self.via == "lambda":
+            return f"invokes AWS Lambda function {self.where!r}"
+        return f"triggers Airflow DAG {self.command!r} at {self.where}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "via": self.via,
+            "where": self.where,
+            "user": self.user,
+            "command": self.command,
+            "on_kestra_worker": self.on_kestra_worker,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
 class WrapFlow:
     source: str
     job_key: str
@@ -98,6 +147,7 @@ class WrapFlow:
     namespace: str
     flow: dict[str, Any]
     yaml_text: str
+    target: WrapTarget
     trigger_ids: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -271,6 +321,7 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
     labels["switchyard.wraps"] = f"{spec.source}:{spec.key}"
     labels["switchyard.role"] = "wrap"
     flow_id = wrap_flow_id(spec)
+    calls = _legacy_call(spec, native, options)
     flow: dict[str, Any] = {
         "id": flow_id,
         "namespace": options.namespace,
@@ -279,7 +330,7 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
             "which still does the work"
         ),
         "labels": labels,
-        "tasks": _trace_tasks() + _legacy_call(spec, native, options),
+        "tasks": _trace_tasks() + calls,
         "triggers": [dict(t, disabled=True) for t in triggers],
     }
     flow = safe_flow(flow)
@@ -297,9 +348,30 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
         namespace=options.namespace,
         flow=flow,
         yaml_text=yaml_text,
+        target=_target(spec, calls[-1], options),
         trigger_ids=tuple(str(t["id"]) for t in triggers),
         notes=native.notes,
     )
+
+
+def _target(spec: JobSpec, call: dict[str, Any], options: WrapOptions) -> WrapTarget:
+    """Where `call` (the wrap flow's call to the legacy job) makes the work run."""
+    definition = spec.definition
+    if spec.kind == "crontab":
+        host = str(definition.get("host") or "an unnamed host")
+        command = str(definition.get("command") or "")
+        if "host" in call:  # the SSH task names the host; the local shell task does not
+            user = definition.get("user")
+            return WrapTarget("ssh", host, str(user) if user else None, command)
+        return WrapTarget("local", host, None, command)
+    if spec.kind == "cronjob":
+        containers = call["spec"]["containers"]
+        images = ", ".join(str(c.get("image")) for c in containers if isinstance(c, dict))
+        return WrapTarget("kubernetes", str(call["namespace"]), None, f"image {images}")
+    if spec.kind == "lambda":
+        return WrapTarget("lambda", str(call["functionArn"]))
+    url = options.airflow.url if options.airflow else ""
+    return WrapTarget("airflow", url, None, spec.key)
 
 
 __all__ = [
@@ -307,6 +379,7 @@ __all__ = [
     "WrapError",
     "WrapFlow",
     "WrapOptions",
+    "WrapTarget",
     "wrap",
     "wrap_flow_id",
 ]
