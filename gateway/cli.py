@@ -21,7 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.auth import Role, TokenError, create_token, list_tokens, revoke_token
 from gateway.config import Config, ConfigError, load_config, parse_duration
-from gateway.contract import SourceError, UnknownAdapterKind, create_adapter
+from gateway.contract import (
+    SourceError,
+    UnknownAdapterKind,
+    check_source_options,
+    create_adapter,
+)
 from gateway.flows import FlowError
 from gateway.store.db import database_url, make_engine
 from gateway.store.migrate import current_revision, upgrade
@@ -176,6 +181,12 @@ def config_check(config_path: ConfigOption = None) -> None:
     """Validate the config; list each source and its kind (never secret values)."""
     config = _load(config_path)
     origin = config.path or "<defaults>"
+    with _user_errors(config):
+        for i, source in enumerate(config.sources):
+            try:
+                check_source_options(source.source_config())
+            except SourceError as exc:  # the adapter names the option; say where it is
+                raise ConfigError(f"{origin}: sources[{i}].{exc.message}") from None
     typer.echo(f"{origin}: ok, {len(config.sources)} source(s)")
     for s in config.sources:
         state = "" if s.enabled else " (disabled)"

@@ -17,6 +17,7 @@ import hmac
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -694,6 +695,19 @@ def load_adapter_factory(kind: str) -> AdapterFactory:
 
 def create_adapter(config: SourceConfig) -> Adapter:
     return load_adapter_factory(config.kind)(config)
+
+
+def check_source_options(config: SourceConfig) -> None:
+    """Check a source's options without starting it: `switchyard config check` calls this.
+
+    The factory's module may define `check_options(config)`, raising
+    `SourceError` whose message names the option (`options.tokens[0].hosts`);
+    a kind without one has its options checked when its adapter is created.
+    """
+    factory = load_adapter_factory(config.kind)
+    check = getattr(sys.modules.get(factory.__module__), "check_options", None)
+    if callable(check):
+        check(config)
 
 
 def stable_id(*parts: str, length: int = 16) -> str:

@@ -168,15 +168,29 @@ def wrap_cmd(
     kestra_source: KestraOption = None,
     airflow_url: Annotated[str | None, typer.Option(help="Airflow base URL for DAGs")] = None,
     airflow_version: Annotated[str, typer.Option(help="2 or 3")] = "3",
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask; wrap where each job is shown to run")
+    ] = False,
     config_path: ConfigOpt = None,
 ) -> None:
-    """Kestra takes over each job's schedule and calls the legacy job; legacy schedule paused."""
+    """Kestra takes over each job's schedule and calls the legacy job; legacy schedule paused.
+
+    Before anything changes, each job's line says where its work will run: the
+    host and user over SSH, or the Kestra worker itself. Without --yes the
+    command asks before wrapping (and stops when nobody can answer).
+    """
     if airflow_version not in ("2", "3"):
         raise typer.BadParameter("--airflow-version must be 2 or 3")
     version: Literal["2", "3"] = "2" if airflow_version == "2" else "3"
     airflow = AirflowTarget(airflow_url, version) if airflow_url else None
+    pairs = [_split(j) for j in jobs]
     with _session(config_path, kestra_source) as m:
         m.wrap_options = WrapOptions(namespace=m.namespace, airflow=airflow)
+        for source, key in pairs:
+            target = m.wrap_target(source, key)
+            typer.echo(f"wrap {source}:{key}: {target.summary}")
+        if not yes and not typer.confirm(f"Wrap {len(pairs)} job(s) as shown?", default=False):
+            raise typer.Exit(1)
         _each(jobs, "wrapping", lambda s, k: m.wrap(s, k, actor=_actor(actor)))
 
 

@@ -46,11 +46,12 @@ from migration_tools.kestra_api import KestraApi
 from migration_tools.parity import DEFAULT_TOLERANCE_S, ParityReport, parity_report
 from migration_tools.translate import (
     DEFAULT_NAMESPACE,
+    FlowYamlError,
     TranslationError,
     check_flow,
     translate,
 )
-from migration_tools.wrap import WrapError, WrapOptions, wrap
+from migration_tools.wrap import WrapError, WrapFlow, WrapOptions, WrapTarget, wrap
 
 
 class MigrationState(enum.StrEnum):
@@ -319,7 +320,7 @@ class Migrations:
         def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
             try:
                 t = translate(spec, kestra_version=self.kestra_version, namespace=self.namespace)
-            except TranslationError as exc:
+            except (TranslationError, FlowYamlError) as exc:
                 raise TransitionRefused(source, job_key, f"cannot translate: {exc}") from None
             problems = check_flow(t.yaml_text, kestra_version=self.kestra_version)
             m.namespace, m.flow_id = t.namespace, t.flow_id
@@ -355,10 +356,7 @@ class Migrations:
         def effects(m: Migration, spec: JobSpec, plan: _Plan, detail: dict[str, Any]) -> After:
             kestra = self._kestra(source, job_key)
             legacy = self._legacy(source, job_key)
-            try:
-                wf = wrap(spec, self.wrap_options or WrapOptions(namespace=self.namespace))
-            except WrapError as exc:
-                raise TransitionRefused(source, job_key, f"cannot wrap: {exc.message}") from None
+            wf = self._wrap_flow(source, job_key, spec)
             ns = wf.namespace
             plan.add(
                 "deploy wrap flow",
@@ -380,11 +378,29 @@ class Migrations:
                 wrap_deployed=True,
                 legacy_paused=True,
                 wrap_triggers=list(wf.trigger_ids),
+                wrap_target=wf.target.as_dict(),
             )
-            detail.update(wrap_flow=f"{ns}.{wf.flow_id}", triggers=list(wf.trigger_ids))
+            detail.update(
+                wrap_flow=f"{ns}.{wf.flow_id}",
+                triggers=list(wf.trigger_ids),
+                wrap_target=wf.target.as_dict(),
+            )
             return None if pause is None else partial(pause.record, detail=detail)
 
         return self._act("wrap", source, job_key, actor, effects)
+
+    def wrap_target(self, source: str, job_key: str) -> WrapTarget:
+        """Where `wrap` would make the job's work run (nothing is changed); for confirmations."""
+        with Session(self.engine) as session:
+            spec = JobSpec.model_validate(self._job(session, source, job_key).spec)
+        return self._wrap_flow(source, job_key, spec).target
+
+    def _wrap_flow(self, source: str, job_key: str, spec: JobSpec) -> WrapFlow:
+        try:
+            return wrap(spec, self.wrap_options or WrapOptions(namespace=self.namespace))
+        except (WrapError, TranslationError, FlowYamlError) as exc:
+            message = exc.message if isinstance(exc, WrapError) else str(exc)
+            raise TransitionRefused(source, job_key, f"cannot wrap: {message}") from None
 
     def shadow(self, source: str, job_key: str, *, actor: str, safe: bool) -> MigrationView:
         """Run the native flow beside the legacy one; the caller says that is safe."""

@@ -23,6 +23,16 @@ the legacy run: the Airflow run's `conf` (`traceparent` and
 Lambda payload's `headers.traceparent`, the SSH command's env. The legacy
 adapters read those back, so the Kestra execution and the legacy run link
 exactly. `wrap(spec, ...)` is pure: same inputs, same YAML.
+
+Like a translation, a wrap flow is built as data: the job key and every
+string taken from the job (the command, the DAG id, the host) are literal
+text for Kestra's renderer (`translate.pebble`), only Switchyard's own
+expressions stay live, and the text comes from `translate.flow_yaml`, read
+back and compared before it is returned. It is then validated like a
+translation; a flow with problems is a `WrapError`, never deployed.
+`WrapFlow.target` says where the work will run (the cron host over SSH, or
+the Kestra worker itself; the pod, function or DAG), which is what an
+operator confirms.
 """
 
 from __future__ import annotations
@@ -33,13 +43,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.contract import JobSpec
-from migration_tools.translate import DEFAULT_NAMESPACE, Translation, render_yaml, translate
+from migration_tools.translate import (
+    DEFAULT_NAMESPACE,
+    Translation,
+    render_flow,
+    translate,
+    validate_flow,
+)
 from migration_tools.translate.flow import flow_id_for
+from migration_tools.translate.pebble import Pebble, expression, join, safe_flow
 
 TRACE_TASK = "switchyard_trace"
-TRACEPARENT = "{{ outputs.switchyard_trace.values.traceparent }}"
+TRACEPARENT = expression("{{ outputs.switchyard_trace.values.traceparent }}")
 # A fresh W3C trace context per execution: 32 hex trace id, 16 hex span id.
-_TRACEPARENT_EXPR = (
+_TRACEPARENT_EXPR = expression(
     "00-{{ uuid() | replace({'-': ''}) | lower }}-"
     "{{ uuid() | replace({'-': ''}) | lower | slice(0, 16) }}-01"
 )
@@ -77,6 +94,52 @@ class WrapOptions:
 
 
 @dataclass(frozen=True)
+class WrapTarget:
+    """Where a wrapped job's work will run: what an operator confirms before a wrap.
+
+    `via` is `ssh` (the Kestra worker logs in to `where` as `user` and runs
+    `command` there), `local` (the Kestra worker runs `command` itself, as its
+    own user, not on the host the line came from), `kubernetes`, `lambda` or
+    `airflow` (Kestra asks that system to run it).
+    """
+
+    via: Literal["ssh", "local", "kubernetes", "lambda", "airflow"]
+    where: str
+    user: str | None = None
+    command: str | None = None
+
+    @property
+    def on_kestra_worker(self) -> bool:
+        return self.via == "local"
+
+    @property
+    def summary(self) -> str:
+        if self.via == "ssh":
+            as_user = f" as {self.user!r}" if self.user else ""
+            return f"runs {self.command!r} on host {self.where!r}{as_user}, over SSH"
+        if self.via == "local":
+            return (
+                f"runs {self.command!r} on the Kestra worker itself (local shell, as the "
+                f"worker's own user), not on host {self.where!r}"
+            )
+        if self.via == "kubernetes":
+            return f"starts a pod in Kubernetes namespace {self.where!r} ({self.command})"
+        if self.via == "lambda":
+            return f"invokes AWS Lambda function {self.where!r}"
+        return f"triggers Airflow DAG {self.command!r} at {self.where}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "via": self.via,
+            "where": self.where,
+            "user": self.user,
+            "command": self.command,
+            "on_kestra_worker": self.on_kestra_worker,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
 class WrapFlow:
     source: str
     job_key: str
@@ -84,6 +147,7 @@ class WrapFlow:
     namespace: str
     flow: dict[str, Any]
     yaml_text: str
+    target: WrapTarget
     trigger_ids: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -92,8 +156,8 @@ def wrap_flow_id(spec: JobSpec) -> str:
     return flow_id_for(f"{spec.name or spec.key}{WRAP_SUFFIX}")
 
 
-def _secret(name: str) -> str:
-    return "{{ secret('" + name + "') }}"
+def _secret(name: str) -> Pebble:
+    return expression("{{ secret('" + name + "') }}")
 
 
 def _trace_tasks() -> list[dict[str, Any]]:
@@ -115,33 +179,36 @@ def _conf() -> dict[str, Any]:
     return {
         "traceparent": TRACEPARENT,
         "airflow/dagrun_parent_trace_context": {"traceparent": TRACEPARENT},
-        "switchyard.kestra_execution": "{{ execution.id }}",
+        "switchyard.kestra_execution": expression("{{ execution.id }}"),
     }
 
 
 def _airflow3(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
-    base = target.url.rstrip("/")
-    auth = "Bearer {{ outputs.airflow_token.body | jq('.access_token') | first }}"
-    run_id = "kestra__{{ execution.id }}"
-    state = "{{ outputs.poll_dag_run.body | jq('.state') | first }}"
+    # The URL is the operator's; the DAG id is the legacy system's text.
+    base = expression(target.url.rstrip("/"))
+    auth = expression("Bearer {{ outputs.airflow_token.body | jq('.access_token') | first }}")
+    run_id = expression("kestra__{{ execution.id }}")
+    state = "outputs.poll_dag_run.body | jq('.state') | first"
     return [
         {
             "id": "airflow_token",
             "type": "io.kestra.plugin.core.http.Request",
-            "uri": f"{base}/auth/token",
+            "uri": join(base, expression("/auth/token")),
             "method": "POST",
             "contentType": "application/json",
-            "body": json.dumps(
-                {
-                    "username": _secret(target.username_secret),
-                    "password": _secret(target.password_secret),
-                }
+            "body": expression(
+                json.dumps(
+                    {
+                        "username": _secret(target.username_secret),
+                        "password": _secret(target.password_secret),
+                    }
+                )
             ),
         },
         {
             "id": "trigger_dag_run",
             "type": "io.kestra.plugin.core.http.Request",
-            "uri": f"{base}/api/v2/dags/{dag_id}/dagRuns",
+            "uri": join(base, expression("/api/v2/dags/"), dag_id, expression("/dagRuns")),
             "method": "POST",
             "contentType": "application/json",
             "headers": {"Authorization": auth},
@@ -150,9 +217,7 @@ def _airflow3(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
         {
             "id": "wait_dag_run",
             "type": "io.kestra.plugin.core.flow.LoopUntil",
-            "condition": (
-                "{{ (outputs.poll_dag_run.body | jq('.state') | first) in ['success', 'failed'] }}"
-            ),
+            "condition": expression("{{ (" + state + ") in ['success', 'failed'] }}"),
             "checkFrequency": {
                 "interval": target.poll_interval,
                 "maxDuration": target.max_duration,
@@ -162,7 +227,9 @@ def _airflow3(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
                 {
                     "id": "poll_dag_run",
                     "type": "io.kestra.plugin.core.http.Request",
-                    "uri": f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
+                    "uri": join(
+                        base, expression("/api/v2/dags/"), dag_id, expression("/dagRuns/"), run_id
+                    ),
                     "method": "GET",
                     "headers": {"Authorization": auth},
                 }
@@ -171,8 +238,8 @@ def _airflow3(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
         {
             "id": "fail_on_failed_run",
             "type": "io.kestra.plugin.core.execution.Fail",
-            "condition": "{{ " + state.strip("{} ") + " == 'failed' }}",
-            "errorMessage": f"Airflow DAG run {dag_id}/{run_id} ended failed",
+            "condition": expression("{{ " + state + " == 'failed' }}"),
+            "errorMessage": join("Airflow DAG run ", dag_id, "/", run_id, " ended failed"),
         },
     ]
 
@@ -182,7 +249,7 @@ def _airflow2(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
         {
             "id": "trigger_dag_run",
             "type": "io.kestra.plugin.airflow.dags.TriggerDagRun",
-            "baseUrl": target.url.rstrip("/"),
+            "baseUrl": expression(target.url.rstrip("/")),
             "dagId": dag_id,
             "wait": True,
             "pollFrequency": target.poll_interval,
@@ -200,7 +267,7 @@ def _airflow2(dag_id: str, target: AirflowTarget) -> list[dict[str, Any]]:
             # The plugin only reports the final state; a failed run must fail here.
             "id": "fail_on_failed_run",
             "type": "io.kestra.plugin.core.execution.Fail",
-            "condition": "{{ outputs.trigger_dag_run.state == 'failed' }}",
+            "condition": expression("{{ outputs.trigger_dag_run.state == 'failed' }}"),
             "errorMessage": f"Airflow DAG run of {dag_id} ended failed",
         },
     ]
@@ -254,6 +321,7 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
     labels["switchyard.wraps"] = f"{spec.source}:{spec.key}"
     labels["switchyard.role"] = "wrap"
     flow_id = wrap_flow_id(spec)
+    calls = _legacy_call(spec, native, options)
     flow: dict[str, Any] = {
         "id": flow_id,
         "namespace": options.namespace,
@@ -262,20 +330,56 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
             "which still does the work"
         ),
         "labels": labels,
-        "tasks": _trace_tasks() + _legacy_call(spec, native, options),
+        "tasks": _trace_tasks() + calls,
         "triggers": [dict(t, disabled=True) for t in triggers],
     }
-    header = f"# Switchyard wrap of {spec.kind} {spec.source}:{spec.key}\n"
+    flow = safe_flow(flow)
+    comment = f"Switchyard wrap of {spec.kind} {spec.source}:{spec.key}"
+    yaml_text = render_flow(flow, comment=comment)
+    problems = validate_flow(flow, kestra_version=options.kestra_version)
+    if problems:
+        raise WrapError(
+            spec.key, "the wrap flow is not valid: " + "; ".join(str(p) for p in problems)
+        )
     return WrapFlow(
         source=spec.source,
         job_key=spec.key,
         flow_id=flow_id,
         namespace=options.namespace,
         flow=flow,
-        yaml_text=render_yaml(flow, header=header),
+        yaml_text=yaml_text,
+        target=_target(spec, calls[-1], options),
         trigger_ids=tuple(str(t["id"]) for t in triggers),
         notes=native.notes,
     )
 
 
-__all__ = ["AirflowTarget", "WrapError", "WrapFlow", "WrapOptions", "wrap", "wrap_flow_id"]
+def _target(spec: JobSpec, call: dict[str, Any], options: WrapOptions) -> WrapTarget:
+    """Where `call` (the wrap flow's call to the legacy job) makes the work run."""
+    definition = spec.definition
+    if spec.kind == "crontab":
+        host = str(definition.get("host") or "an unnamed host")
+        command = str(definition.get("command") or "")
+        if "host" in call:  # the SSH task names the host; the local shell task does not
+            user = definition.get("user")
+            return WrapTarget("ssh", host, str(user) if user else None, command)
+        return WrapTarget("local", host, None, command)
+    if spec.kind == "cronjob":
+        containers = call["spec"]["containers"]
+        images = ", ".join(str(c.get("image")) for c in containers if isinstance(c, dict))
+        return WrapTarget("kubernetes", str(call["namespace"]), None, f"image {images}")
+    if spec.kind == "lambda":
+        return WrapTarget("lambda", str(call["functionArn"]))
+    url = options.airflow.url if options.airflow else ""
+    return WrapTarget("airflow", url, None, spec.key)
+
+
+__all__ = [
+    "AirflowTarget",
+    "WrapError",
+    "WrapFlow",
+    "WrapOptions",
+    "WrapTarget",
+    "wrap",
+    "wrap_flow_id",
+]

@@ -21,4 +21,12 @@ def create(config: SourceConfig) -> CronAdapter:
     return CronAdapter(config)
 
 
-__all__ = ["create"]
+def check_options(config: SourceConfig) -> None:
+    """`SourceError` naming the option if the source's options are wrong (`config check`).
+
+    Making the adapter reads and checks every option and touches nothing.
+    """
+    create(config)
+
+
+__all__ = ["check_options", "create"]

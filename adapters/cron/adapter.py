@@ -16,7 +16,12 @@ schedule line at all: neither call ever touches it.
 
 Options (`sources[].options` in switchyard.yaml):
 
-- `token`: bearer token hosts use for `/api/v1/cron/*` (required for those);
+- `tokens`: `[{token, hosts: [web-01, ...]}]`, the bearer tokens hosts use
+  for `/api/v1/cron/*`, each allowed to report (runs, crontab lines) and read
+  instructions only for the hosts it names (`adapters.cron.tokens`); a report
+  for another host is 403. Recommended over
+- `token`: one bearer token for every host (kept for existing set-ups);
+  without either option the host API answers 403;
 - `checks`: `{<uuid>: {name, slug, job, schedule, timezone, grace_s,
   max_duration_s, min_duration_s}}`: the registered checks. A ping to any other
   uuid answers 404 "not found" like Healthchecks, unless `auto_provision`;
@@ -40,7 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -49,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from adapters.cron.normalize import CheckConfig, check_job
+from adapters.cron.tokens import HOST_KEY, TokenConfigError, parse_tokens
 from gateway.contract import (
     ControlReceipt,
     EventSink,
@@ -64,7 +69,6 @@ if TYPE_CHECKING:
 DEFAULT_PING_BODY_LIMIT = 100_000
 DEFAULT_PROVISION_PER_MINUTE = 10.0
 DEFAULT_PROVISION_BURST = 20.0
-_HOST_KEY = re.compile(r"^([^/]+)/[^/]+/[0-9a-f]{12}(?:#\d+)?$")
 
 
 class ControlState:
@@ -138,7 +142,7 @@ class ControlState:
         pause: list[str] = []
         resume: list[str] = []
         for key, paused in sorted(self.read().items()):
-            m = _HOST_KEY.match(key)
+            m = HOST_KEY.match(key)
             if host and m and m.group(1) != host:
                 continue
             (pause if paused else resume).append(key)
@@ -161,7 +165,12 @@ class CronAdapter:
     def __init__(self, config: SourceConfig) -> None:
         self.name = config.name
         opts = dict(config.options)
-        self.token: str | None = opts.pop("token", None)
+        try:
+            self.tokens = parse_tokens(opts)
+        except TokenConfigError as exc:
+            raise SourceError(self.name, str(exc), retryable=False) from exc
+        opts.pop("token", None)
+        opts.pop("tokens", None)
         raw_checks = opts.pop("checks", None)
         self.auto_provision = opts.pop("auto_provision", False)
         if not isinstance(self.auto_provision, bool):

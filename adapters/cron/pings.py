@@ -23,12 +23,19 @@ A ping without `rid` pairs with the last `start` of the same check seen by
 this process (Healthchecks' `last_start`); with `rid` the pairing is exact and
 survives restarts and replicas.
 
-The host API (bearer token = the source's `options.token`) is what the
-`switchyard-cron` wrapper and `sync` talk to:
+The host API (bearer token: one of the source's `options.tokens`, or its
+single `options.token`) is what the `switchyard-cron` wrapper and `sync` talk
+to:
 
 - `POST /api/v1/cron/report` — `{"reports": [...]}` start/finish reports;
 - `POST /api/v1/cron/jobs` — `{"host": ..., "jobs": [...]}` crontab lines;
 - `GET /api/v1/cron/instructions?host=` — which job keys to pause/restore.
+
+A token bound to hosts (`tokens[].hosts`) is refused with 403, naming the
+host, for any report, job or instructions of another host: the `host` fields,
+and the host inside job keys and cron-log run ids that carry one. Nothing of
+a refused request is written. Pings carry no host (the uuid is the secret),
+so they are not bound.
 
 Structured reports, not pings with `rid`, carry the wrapper's runs: they hold
 host, user, signal, output and the traceparent that a ping URL cannot, they
@@ -65,6 +72,7 @@ from adapters.cron.normalize import (
     report_event,
     slug_job,
 )
+from adapters.cron.tokens import HostGrant, host_of_key
 from gateway.contract import (
     EventSink,
     JobSpec,
@@ -347,17 +355,33 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
     # model, and skipping FastAPI's request machinery is most of its cost.
     router.routes.append(Route("/ping/{rest:path}", ping_route, methods=PING_METHODS))
 
-    def authorised(request: Request) -> None:
-        if not adapter.token:
+    def authorised(request: Request) -> HostGrant:
+        if not adapter.tokens.configured:
             raise HTTPException(
-                403, f"cron source {source!r} has no token configured (options.token)"
+                403, f"cron source {source!r} has no token configured (options.tokens)"
             )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets_match(token.strip(), adapter.token):
+        grant = adapter.tokens.grant(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
             raise HTTPException(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
             )
+        return grant
+
+    # A default, not `Annotated`: this module's annotations are strings that
+    # FastAPI resolves in the module's globals, where `authorised` is not.
+    grant_of_caller = Depends(authorised)
+
+    def for_hosts(grant: HostGrant, hosts: set[str]) -> None:
+        refused = grant.refused(hosts)
+        if refused:
+            raise HTTPException(
+                403, f"this token is not bound to host {refused[0]!r} (options.tokens[].hosts)"
+            )
+
+    def named_hosts(host: str | None, *keys: str) -> set[str]:
+        return {h for h in (host, *(host_of_key(k) for k in keys)) if h}
 
     async def json_body(request: Request) -> Any:
         length = ascii_number(request.headers.get("content-length") or "0", most=2**63) or 0
@@ -368,8 +392,8 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, f"body is not JSON: {exc}") from exc
 
-    @router.post("/api/v1/cron/report", dependencies=[Depends(authorised)], tags=["cron"])
-    async def report(request: Request) -> JSONResponse:
+    @router.post("/api/v1/cron/report", tags=["cron"])
+    async def report(request: Request, grant: HostGrant = grant_of_caller) -> JSONResponse:
         """Start/finish reports from `switchyard-cron` (one, or `{"reports": [...]}`)."""
         payload = await json_body(request)
         items = payload.get("reports") if isinstance(payload, dict) else None
@@ -382,25 +406,37 @@ def cron_router(adapter: CronAdapter, sink: EventSink) -> APIRouter:
                 events.append(report_event(source, item))
             except ValueError as exc:
                 raise _refused(exc, at) from None
+        for event in events:
+            host = event.attributes.get("host.name")
+            for_hosts(grant, named_hosts(host, event.job or "", event.key))
         await submit(events, [])
         return JSONResponse({"accepted": len(events)})
 
-    @router.post("/api/v1/cron/jobs", dependencies=[Depends(authorised)], tags=["cron"])
-    async def jobs(request: Request) -> JSONResponse:
+    @router.post("/api/v1/cron/jobs", tags=["cron"])
+    async def jobs(request: Request, grant: HostGrant = grant_of_caller) -> JSONResponse:
         """Crontab lines from `switchyard-cron sync`."""
         payload = await json_body(request)
         try:
             specs = host_jobs(source, payload)
         except ValueError as exc:
             raise _refused(exc, ()) from None
+        sender = payload.get("host")
+        for_hosts(grant, named_hosts(sender if isinstance(sender, str) else None))
+        for spec in specs:
+            for_hosts(grant, named_hosts(spec.labels.get("host"), spec.key))
         await submit([], specs)
         # What the host reports paused lets a later pause tell its own from the owner's.
         await run_in_threadpool(adapter.control.observe, {s.key: s.paused for s in specs})
         return JSONResponse({"jobs": len(specs)})
 
-    @router.get("/api/v1/cron/instructions", dependencies=[Depends(authorised)], tags=["cron"])
-    async def instructions(host: str | None = None) -> JSONResponse:
+    @router.get("/api/v1/cron/instructions", tags=["cron"])
+    async def instructions(
+        host: str | None = None, grant: HostGrant = grant_of_caller
+    ) -> JSONResponse:
         """Job keys whose crontab lines `sync` should comment out or restore."""
+        if host is None and grant.hosts is not None:
+            raise HTTPException(422, "host: a token bound to hosts must name the host it asks for")
+        for_hosts(grant, named_hosts(host))
         wanted = await run_in_threadpool(adapter.control.instructions, host)
         return JSONResponse({"host": host, **wanted})
 

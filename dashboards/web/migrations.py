@@ -5,10 +5,12 @@ function behind `GET /api/v1/inventory`, a page of `INVENTORY_PAGE_SIZE` jobs
 at a time (it reads at most `INVENTORY_SAMPLES` durations per job). A job's
 page shows its lifecycle state, the stored flow YAML, the parity summary and
 the audit log (newest `AUDIT_ROWS`); an operator gets one form per action the
-job's state allows. Each form posts to `/actions/migrations/{id}/{action}`
-(CSRF-checked, operator and up), which calls the API's own
-`perform_action`, so the dashboard and the API move jobs by one code path and
-audit them the same way (`token:<name>`). A refused (409) or failed (502)
+job's state allows. The wrap form says where the work would run (the host
+and user over SSH, or the Kestra worker itself) before it is pressed, and a
+wrapped job's page keeps saying where it runs. Each form posts to
+`/actions/migrations/{id}/{action}` (CSRF-checked, operator and up), which
+calls the API's own `perform_action`, so the dashboard and the API move jobs
+by one code path and audit them the same way (`token:<name>`). A refused (409) or failed (502)
 action re-renders the job's page with the reason; nothing here raises a
 traceback to the browser.
 """
@@ -130,6 +132,10 @@ def _detail(
         )
     parity: dict[str, Any] | None = None
     parity_note = None
+    state = stored.state if stored is not None else "observed"
+    actions = allowed_actions(state)
+    wrap_target: dict[str, Any] | None = None
+    wrap_note = None
     try:
         with _migrations(request, engine) as m:
             audit = list(reversed(m.audit(job.source, job.key, limit=AUDIT_ROWS)))
@@ -138,6 +144,11 @@ def _detail(
                     parity = m.parity_report(job.source, job.key).as_dict()
                 except MigrationError as exc:
                     parity_note = exc.message
+            if "wrap" in actions:
+                try:
+                    wrap_target = m.wrap_target(job.source, job.key).as_dict()
+                except MigrationError as exc:
+                    wrap_note = exc.message
     except ProblemError as exc:
         return _render(
             request,
@@ -146,7 +157,6 @@ def _detail(
             session=auth,
             status_code=exc.status,
         )
-    state = stored.state if stored is not None else "observed"
     return _render(
         request,
         "migration.html",
@@ -157,7 +167,9 @@ def _detail(
             "audit": audit,
             "parity": parity,
             "parity_note": parity_note,
-            "actions": allowed_actions(state),
+            "wrap_target": wrap_target,
+            "wrap_note": wrap_note,
+            "actions": actions,
             "help": ACTION_HELP,
             "error": error,
             "notice": notice,

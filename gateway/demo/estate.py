@@ -50,6 +50,7 @@ from gateway.demo.cron_loop import CronLine, CronLoop
 from gateway.demo.migration import migrate_job
 from gateway.links import table
 from migration_tools.kestra_api import KestraApi
+from migration_tools.translate import render_flow
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ SOURCES = {
 }
 KPO_DAG, KPO_TASK, KPO_TRY = "sy_failure", "explode", 2
 CRONJOB_NS, CRONJOB_NAME = "billing", "invoice-export"
-KESTRA_NS, KESTRA_FLOW = "company.analytics", "daily-digest"
+KESTRA_NS, KESTRA_FLOW_ID = "company.analytics", "daily-digest"
+LOG_TASK = "io.kestra.plugin.core.log.Log"
 
 CRON_LINES = [
     CronLine("backup-etc", "echo 'archiving /etc'; tar -czf etc-backup.tgz -C /etc hostname"),
@@ -79,24 +81,23 @@ CRON_LINES = [
     ),
 ]
 
-KESTRA_FLOW_YAML = f"""\
-id: {KESTRA_FLOW}
-namespace: {KESTRA_NS}
-labels:
-  - key: team
-    value: analytics
-tasks:
-  - id: extract
-    type: io.kestra.plugin.core.log.Log
-    message: reading yesterday's orders
-  - id: publish
-    type: io.kestra.plugin.core.log.Log
-    message: digest published
-triggers:
-  - id: every-minute
-    type: io.kestra.plugin.core.trigger.Schedule
-    cron: "* * * * *"
-"""
+# The native flow the demo's Kestra runs, as data; `render_flow` makes its text.
+KESTRA_FLOW: dict[str, Any] = {
+    "id": KESTRA_FLOW_ID,
+    "namespace": KESTRA_NS,
+    "labels": [{"key": "team", "value": "analytics"}],
+    "tasks": [
+        {"id": "extract", "type": LOG_TASK, "message": "reading yesterday's orders"},
+        {"id": "publish", "type": LOG_TASK, "message": "digest published"},
+    ],
+    "triggers": [
+        {
+            "id": "every-minute",
+            "type": "io.kestra.plugin.core.trigger.Schedule",
+            "cron": "* * * * *",
+        },
+    ],
+}
 
 
 class DemoEstate:
@@ -289,9 +290,9 @@ class DemoEstate:
 
         # Kestra: a native flow that has already run once.
         api = self.kestra_api()
-        self.kestra.set_scenario(KESTRA_NS, KESTRA_FLOW, Scenario(duration_s=2.0))
-        api.put_flow(KESTRA_NS, KESTRA_FLOW, KESTRA_FLOW_YAML)
-        api.trigger_execution(KESTRA_NS, KESTRA_FLOW)
+        self.kestra.set_scenario(KESTRA_NS, KESTRA_FLOW_ID, Scenario(duration_s=2.0))
+        api.put_flow(KESTRA_NS, KESTRA_FLOW_ID, render_flow(KESTRA_FLOW))
+        api.trigger_execution(KESTRA_NS, KESTRA_FLOW_ID)
 
     def kestra_api(self) -> KestraApi:
         assert self.kestra is not None
@@ -325,7 +326,7 @@ class DemoEstate:
             message="pulled 80 orders",
             timeout_s=3 if self.ticks % 3 == 0 else None,
         )
-        self.kestra_api().trigger_execution(KESTRA_NS, KESTRA_FLOW)
+        self.kestra_api().trigger_execution(KESTRA_NS, KESTRA_FLOW_ID)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.tick_s):

@@ -13,7 +13,8 @@ from migration_tools.translate.airflow import translate_dag
 from migration_tools.translate.aws_lambda import eventbridge_to_cron, translate_lambda
 from migration_tools.translate.cronjob import translate_cronjob
 from migration_tools.translate.crontab import translate_crontab
-from migration_tools.translate.flow import FlowDraft, render_yaml
+from migration_tools.translate.flow import FlowDraft
+from migration_tools.translate.flow_yaml import FlowYamlError, render_flow
 from migration_tools.translate.model import (
     PLACEHOLDER_MARK,
     Placeholder,
@@ -68,6 +69,7 @@ __all__ = [
     "PLACEHOLDER_MARK",
     "FlowProblem",
     "FlowValidator",
+    "FlowYamlError",
     "Placeholder",
     "Readiness",
     "RuleError",
@@ -78,7 +80,7 @@ __all__ = [
     "default_rules",
     "eventbridge_to_cron",
     "load_rules",
-    "render_yaml",
+    "render_flow",
     "translate",
     "validate_flow",
 ]

@@ -23,6 +23,7 @@ from migration_tools.translate.flow import (
     task_id_for,
 )
 from migration_tools.translate.model import TranslationError
+from migration_tools.translate.pebble import Pebble, expression, join, literal_tree
 from migration_tools.translate.python_source import CallableNotFound, extract_callable
 from migration_tools.translate.rules import OperatorRule, Rules
 
@@ -46,6 +47,9 @@ class _TaskContext:
         self.draft = draft
         self.rules = rules
         self.op = task.type.rsplit(".", 1)[-1]
+        # The arguments as the DAG file wrote them, for builders that parse one
+        # (a JSON payload) before its templates are translated.
+        self.written: dict[str, Any] = {}
 
     def reason(self, text: str) -> None:
         self.draft.reason(f"task {self.task_id} ({self.op}): {text}")
@@ -55,17 +59,28 @@ class _TaskContext:
 
 
 def _rewrite_templates(value: Any, ctx: _TaskContext) -> Any:
-    """Airflow Jinja macros → Pebble by the `macros` rules; unknown ones are reported."""
-    if isinstance(value, str):
+    """Airflow Jinja macros → Pebble by the `macros` rules; unknown ones are reported.
 
-        def swap(m: re.Match[str]) -> str:
+    A string with templates comes back as one `Pebble` string: each macro the
+    rules know becomes their expression, everything else (unknown templates
+    included) literal text. A string without templates is returned as it is,
+    to be made literal with the rest of the flow.
+    """
+    if isinstance(value, Pebble):
+        return value
+    if isinstance(value, str):
+        parts: list[str] = []
+        end = 0
+        for m in _TEMPLATE.finditer(value):
             expr = ctx.rules.macros.get(m.group(1))
             if expr is None:
                 ctx.reason(f"Airflow template {m.group(0)!r} has no Pebble rule; kept as written")
-                return m.group(0)
-            return expr
-
-        return _TEMPLATE.sub(swap, value)
+                continue
+            parts += [value[end : m.start()], expression(expr)]
+            end = m.end()
+        if not parts:
+            return value
+        return join(*parts, value[end:])
     if isinstance(value, list):
         return [_rewrite_templates(v, ctx) for v in value]
     if isinstance(value, dict):
@@ -96,11 +111,19 @@ def _build_python(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) -
         raise _Unmappable(f"the DAG file does not parse: {exc.msg} (line {exc.lineno})") from exc
     op_args = args.get("op_args") or []
     op_kwargs = args.get("op_kwargs") or {}
-    call_args = [repr(a) for a in op_args] + [f"{k}={v!r}" for k, v in sorted(op_kwargs.items())]
-    script = (
+    # Each argument is the repr of its literal form: text stays text inside
+    # the Python string, a translated macro stays a live expression.
+    call_args = [_python_repr(a) for a in op_args] + [
+        join(f"{k}=", _python_repr(v)) for k, v in sorted(op_kwargs.items())
+    ]
+    between = [", "] * len(call_args)
+    arguments = [p for pair in zip(call_args, between, strict=True) for p in pair][:-1]
+    script = join(
         f"# Lifted by Switchyard from {ctx.spec.key} (def {name}, line {extracted.lineno})\n"
         + extracted.script
-        + f"\n\n{name}({', '.join(call_args)})\n"
+        + f"\n\n{name}(",
+        *arguments,
+        ")\n",
     )
     if extracted.uses_airflow_context:
         ctx.reason(f"{name} takes the Airflow task context, which Kestra does not pass")
@@ -117,6 +140,10 @@ def _build_python(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) -
             + "; install them in containerImage or beforeCommands"
         )
     return {"script": script}, {"python_callable", "op_args", "op_kwargs"}
+
+
+def _python_repr(value: Any) -> Pebble:
+    return expression(repr(literal_tree(value)))
 
 
 def _env_list(value: Any) -> list[dict[str, Any]]:
@@ -180,14 +207,16 @@ def _build_pod(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) -> B
 
 
 def _build_lambda(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) -> Built:
-    arn = str(args["function_name"])
+    arn = args["function_name"]
     if args.get("qualifier"):
-        arn = f"{arn}:{args['qualifier']}"
+        arn = join(arn, ":", args["qualifier"])
     props: dict[str, Any] = {"functionArn": arn}
     payload = args.get("payload")
-    if isinstance(payload, str) and payload.strip():
+    written = ctx.written.get("payload")
+    if isinstance(written, str) and written.strip():
+        # Parsed as the DAG wrote it, then its templates translated value by value.
         try:
-            payload = json.loads(payload)
+            payload = _rewrite_templates(json.loads(written), ctx)
         except ValueError:
             ctx.reason("payload is not JSON; functionPayload needs a map")
             payload = None
@@ -229,22 +258,27 @@ def _build_subflow(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) 
 
 
 def _build_http(ctx: _TaskContext, rule: OperatorRule, args: dict[str, Any]) -> Built:
-    endpoint = str(args["endpoint"])
+    written = str(ctx.written.get("endpoint", args["endpoint"]))
     conn = str(args.get("http_conn_id") or "http_default")
-    if endpoint.startswith(("http://", "https://")):
-        uri = endpoint
-    elif conn in ctx.rules.http_connections:
-        uri = ctx.rules.http_connections[conn].rstrip("/") + "/" + endpoint.lstrip("/")
+    uri: str
+    if written.startswith(("http://", "https://")):
+        uri = args["endpoint"]
     else:
-        uri = "{{ kv('airflow_conn_" + task_id_for(conn) + "') }}/" + endpoint.lstrip("/")
-        ctx.reason(
-            f"http_conn_id {conn!r} has no base URL in http_connections; "
-            f"set KV airflow_conn_{task_id_for(conn)} or add the rule"
-        )
+        path = _rewrite_templates(written.lstrip("/"), ctx)
+        if conn in ctx.rules.http_connections:
+            base = expression(ctx.rules.http_connections[conn].rstrip("/") + "/")
+        else:
+            base = expression("{{ kv('airflow_conn_" + task_id_for(conn) + "') }}/")
+            ctx.reason(
+                f"http_conn_id {conn!r} has no base URL in http_connections; "
+                f"set KV airflow_conn_{task_id_for(conn)} or add the rule"
+            )
+        uri = join(base, path)
     props: dict[str, Any] = {"uri": uri, "method": str(args.get("method") or "POST").upper()}
     data = args.get("data")
     if isinstance(data, dict | list):
-        props["body"] = json.dumps(data, sort_keys=True)
+        # JSON of literal text and live macros: escaping happens inside the raw blocks.
+        props["body"] = expression(json.dumps(literal_tree(data), sort_keys=True))
         props["contentType"] = "application/json"
     elif data not in (None, ""):
         props["body"] = str(data)
@@ -346,7 +380,7 @@ def _mapped(ctx: _TaskContext, args: dict[str, Any]) -> dict[str, Any]:
             ctx.task.model_dump(mode="json"),
         )
     v2 = ctx.draft.kestra_version == "2"
-    args[arg] = "{{ item.value }}" if v2 else "{{ taskrun.value }}"
+    args[arg] = expression("{{ item.value }}" if v2 else "{{ taskrun.value }}")
     outer_id = ctx.task_id
     ctx.task_id = task_id_for(f"{outer_id}_item")
     inner = _kestra_task(ctx, args)
@@ -426,6 +460,7 @@ def translate_dag(spec: JobSpec, draft: FlowDraft, rules: Rules) -> None:
     for task in spec.tasks:
         ctx = _TaskContext(spec, task, ids[task.id], draft, rules)
         raw = _with_api_facts(ctx, dict(task.arguments))
+        ctx.written = dict(raw)
         args = {
             k: (v if k == "python_callable" else _rewrite_templates(v, ctx)) for k, v in raw.items()
         }

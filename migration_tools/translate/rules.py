@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from migration_tools.translate.pebble import expression, expression_tree
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "mappings" / "kestra"
 
 BUILDERS = frozenset(
@@ -122,7 +124,7 @@ def _operator(path: Path, name: str, raw: Any) -> OperatorRule:
         builder=builder,
         required=_strings(path, f"{entry}.required", body.get("required")),
         properties=props,
-        set=_mapping(path, f"{entry}.set", body.get("set")),
+        set=expression_tree(_mapping(path, f"{entry}.set", body.get("set"))),
         ignore=frozenset(_strings(path, f"{entry}.ignore", body.get("ignore"))),
     )
 
@@ -155,17 +157,17 @@ def load_rules(*folders: Path | str) -> Rules:
         for conn, url in _mapping(path, "http_connections", doc.get("http_connections")).items():
             if not isinstance(url, str):
                 raise RuleError(path, f"http_connections.{conn}", "must be a base URL string")
-            connections[str(conn)] = url
+            connections[str(conn)] = expression(url)
         for macro, expr in _mapping(path, "macros", doc.get("macros")).items():
             if not isinstance(expr, str):
                 raise RuleError(path, f"macros.{macro}", "must be a Pebble expression string")
-            macros[str(macro)] = expr
+            macros[str(macro)] = expression(expr)
         for name, raw in _mapping(path, "jobs", doc.get("jobs")).items():
             body = _mapping(path, f"jobs.{name}", raw)
             jobs[str(name)] = JobRule(
                 name=str(name),
                 type=_task_type(path, f"jobs.{name}", body.get("type")),
-                set=_mapping(path, f"jobs.{name}.set", body.get("set")),
+                set=expression_tree(_mapping(path, f"jobs.{name}.set", body.get("set"))),
             )
     return Rules(
         operators=operators,

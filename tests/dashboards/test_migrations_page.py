@@ -152,3 +152,30 @@ def test_viewer_and_forged_posts_are_refused_and_change_nothing(
     assert _audit(engine, DUMP_ID) == []
     with Session(engine) as session:
         assert session.get(Migration, DUMP_ID) is None
+
+
+def test_the_wrap_form_says_which_host_and_user_run_the_job_before_it_is_pressed(
+    client: TestClient, engine: Engine
+) -> None:
+    csrf = _operator(client, engine)
+    client.post(f"/actions/migrations/{DUMP_ID}/translate", data={"csrf": csrf})
+    page = client.get(f"/migrations/{DUMP_ID}").text
+    form = page.split(f'action="/actions/migrations/{DUMP_ID}/wrap"', 1)[1].split("</form>")[0]
+    assert "host <strong>db-1</strong>, over SSH from the Kestra worker" in form
+    assert "<dt>As user</dt><dd><strong>the SSH default</strong></dd>" in form
+    assert "<code>echo &#39;&lt;script&gt;x&lt;/script&gt;&#39; &gt; /tmp/dump</code>" in form
+
+    local = JobSpec(
+        source=CRON,
+        key="local-dump",
+        kind="crontab",
+        name="local-dump",
+        schedule="0 4 * * *",
+        definition={"command": "/usr/bin/dump", "host": "db-1", "user": "dba", "local": True},
+    )
+    apply_batch(engine, CRON, [], jobs=[local])
+    local_id = job_id_for(CRON, local.key)
+    client.post(f"/actions/migrations/{local_id}/translate", data={"csrf": csrf})
+    form = client.get(f"/migrations/{local_id}").text.split("/wrap", 1)[1].split("</form>")[0]
+    assert "<strong>the Kestra worker itself</strong> (local shell, as the worker's own" in form
+    assert "not on db-1" in form and "As user" not in form

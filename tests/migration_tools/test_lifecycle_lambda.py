@@ -21,9 +21,9 @@ from adapters.aws_lambda import LambdaAdapter
 from adapters.kestra import KestraAdapter
 from emulators.kestra import KestraEmulator, Scenario
 from emulators.lambda_estate import text_invocation
-from gateway.contract import SourceConfig
+from gateway.contract import JobSpec, SourceConfig
 from gateway.ingest import apply_batch
-from migration_tools.lifecycle import Migrations, SideEffectFailed
+from migration_tools.lifecycle import Migrations, SideEffectFailed, TransitionRefused
 from tests.adapters.aws_lambda import conftest as moto_fixtures
 from tests.adapters.aws_lambda.conftest import Estate, source_config
 from tests.migration_tools.conftest import ManualClock
@@ -201,3 +201,38 @@ def test_lambda_cutover_whose_kestra_trigger_fails_re_enables_the_eventbridge_sc
     detail = last_detail(engine)
     assert detail["failed_step"] == "enable native trigger schedule"
     assert detail["undone"] == ["pause legacy schedule"]
+
+
+def test_a_wrap_flow_kestra_would_refuse_is_refused_before_either_side_changes(
+    engine: Engine,
+    estate: Estate,
+    legacy: LambdaAdapter,
+    kestra: KestraEmulator,
+    clock: ManualClock,
+) -> None:
+    # The job as the translator's own format describes it (definition.function
+    # and .rules): two EventBridge rules whose names make the same trigger id.
+    discover_into(engine, legacy)
+    rules = [
+        {"Name": name, "ScheduleExpression": "cron(0 2 * * ? *)", "State": "ENABLED"}
+        for name in ("orders.nightly", "orders_nightly")
+    ]
+    spec = JobSpec(
+        source=SOURCE,
+        key=FUNCTION,
+        kind="lambda",
+        name=FUNCTION,
+        schedule="0 2 * * *",
+        definition={"function": {"FunctionName": FUNCTION}, "rules": rules},
+    )
+    apply_batch(engine, SOURCE, [], jobs=[spec])
+    m = make_migrations(engine, kestra, legacy, clock)
+    m.translate(SOURCE, FUNCTION, actor="alice")
+    writes_before = [x for x in kestra.exchanges if x.method != "GET"]
+
+    with pytest.raises(TransitionRefused, match="trigger id 'schedule_orders_nightly' used twice"):
+        m.wrap(SOURCE, FUNCTION, actor="alice")
+    assert [x for x in kestra.exchanges if x.method != "GET"] == writes_before
+    assert schedule_states(estate) == {"rule": "ENABLED", "schedule": "ENABLED"}
+    assert m.status(SOURCE, FUNCTION).state == "translated"
+    assert audit(engine, SOURCE)[-1] == ("wrap", "translated", "translated", "refused")

@@ -170,3 +170,60 @@ def test_api_actions_are_operator_only_audited_and_problems_on_refusal(
     assert back.status_code == 200 and back.json()["state"] == "observed"
     listed = api.get("/api/v1/migrations", headers=viewer).json()["data"]
     assert [m["state"] for m in listed] == ["observed"]
+
+
+def test_cli_wrap_shows_where_each_job_runs_and_asks_before_changing_anything(
+    cli_env: str, tmp_path: Path, kestra: KestraEmulator
+) -> None:
+    control = ControlState(str(tmp_path / "c.json"))
+    assert invoke("migrate", "translate", JOB, "-c", cli_env).exit_code == 0
+    shown = "runs '/usr/local/bin/backup.sh' on host 'web1' as 'alice', over SSH"
+
+    declined = runner.invoke(app, ["migrate", "wrap", JOB, "-c", cli_env], input="n\n")
+    assert declined.exit_code == 1
+    assert f"wrap {JOB}: {shown}" in declined.output
+    assert not control.read().get(KEY)
+    assert not [k for k in kestra.state.flows if k[2].endswith("_wrap")]
+
+    unattended = runner.invoke(app, ["migrate", "wrap", JOB, "-c", cli_env], input="")
+    assert unattended.exit_code == 1 and not control.read().get(KEY)
+
+    confirmed = invoke("migrate", "wrap", JOB, "--yes", "--actor", "alice", "-c", cli_env)
+    assert confirmed.exit_code == 0, confirmed.output
+    assert f"wrap {JOB}: {shown}" in confirmed.output
+    assert f"{JOB}\twrapped" in confirmed.output
+    assert control.read().get(KEY) is True
+
+
+def test_api_wrap_answer_names_the_host_the_user_and_whether_kestra_runs_it_itself(
+    api: TestClient, sqlite_engine: Engine, kestra: KestraEmulator
+) -> None:
+    operator = {
+        "Authorization": "Bearer " + create_token(sqlite_engine, role="operator", name="ops")
+    }
+    local = spec().model_copy(
+        update={"key": "web1/alice/local", "definition": {**spec().definition, "local": True}}
+    )
+    apply_batch(sqlite_engine, SOURCE, [], jobs=[local])
+    answers = {}
+    for key in (KEY, local.key):
+        base = f"/api/v1/migrations/{job_id_for(SOURCE, key)}/actions"
+        assert api.post(f"{base}/translate", headers=operator).status_code == 200
+        wrapped = api.post(f"{base}/wrap", headers=operator)
+        assert wrapped.status_code == 200, wrapped.text
+        answers[key] = wrapped.json()["wrap_target"]
+
+    over_ssh = answers[KEY]
+    assert (over_ssh["via"], over_ssh["where"], over_ssh["user"]) == ("ssh", "web1", "alice")
+    assert over_ssh["on_kestra_worker"] is False
+    on_worker = answers[local.key]
+    assert (on_worker["via"], on_worker["on_kestra_worker"], on_worker["user"]) == (
+        "local",
+        True,
+        None,
+    )
+    assert "on the Kestra worker itself" in on_worker["summary"]
+    audit = api.get(
+        f"/api/v1/migrations/{job_id_for(SOURCE, local.key)}/audit", headers=operator
+    ).json()["data"]
+    assert audit[-1]["detail"]["wrap_target"] == on_worker

@@ -145,13 +145,13 @@ def test_empty_task_list_and_unparseable_yaml_are_problems() -> None:
 
 def test_check_flow_reports_the_server_constraints_line_by_line() -> None:
     from migration_tools.kestra_api import FlowValidation
-    from migration_tools.translate import check_flow, render_yaml
+    from migration_tools.translate import check_flow, render_flow
 
     class Server:
         def validate(self, yaml_text: str) -> list[FlowValidation]:
             return [FlowValidation(0, "orders_etl", "company.team", "a: bad\nb: worse")]
 
-    assert [str(p) for p in check_flow(render_yaml(GOOD), server=Server())] == [
+    assert [str(p) for p in check_flow(render_flow(GOOD), server=Server())] == [
         "(server, document 0): a: bad",
         "(server, document 0): b: worse",
     ]

@@ -5,7 +5,9 @@ Reads need a viewer token; lifecycle actions (`POST
 under the token's name. Jobs are named by their job id (as `/jobs` shows
 them). Errors are problems: unknown job 404, an action not allowed from the
 job's state or refused below parity 409 (with the parity figures), a side
-(Kestra or the legacy system) failing 502 with what was undone.
+(Kestra or the legacy system) failing 502 with what was undone. The answer
+to `wrap` carries `wrap_target`: the host and user the work now runs on and
+whether that is the Kestra worker itself, as the audit records it.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ def act_on_migration(
     """Run one lifecycle action as the calling operator; audited whatever the outcome."""
     view = perform_action(request, engine, job_id, action, actor=caller.name, options=body)
     out: dict[str, Any] = view.as_dict()
+    if action == "wrap":
+        out["wrap_target"] = view.sides.get("wrap_target")
     return out
 
 
