@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -392,7 +393,7 @@ class Migrations:
     def wrap_target(self, source: str, job_key: str) -> WrapTarget:
         """Where `wrap` would make the job's work run (nothing is changed); for confirmations."""
         with Session(self.engine) as session:
-            spec = JobSpec.model_validate(self._job(session, source, job_key).spec)
+            spec = self._stored_spec(self._job(session, source, job_key))
         return self._wrap_flow(source, job_key, spec).target
 
     def _wrap_flow(self, source: str, job_key: str, spec: JobSpec) -> WrapFlow:
@@ -570,7 +571,7 @@ class Migrations:
             job = self._job(session, source, job_key)
             stored = session.get(Migration, job.id)
             m = stored if stored is not None else self._fresh(job)
-            spec = JobSpec.model_validate(job.spec)
+            spec = self._stored_spec(job)
             before = MigrationState(m.state)
             session.expunge_all()
         detail: dict[str, Any] = {}
@@ -726,6 +727,28 @@ class Migrations:
         if job is None:
             raise JobNotFound(source, job_key)
         return job
+
+    @staticmethod
+    def _stored_spec(job: Job) -> JobSpec:
+        """The job's stored definition, refused when today's contract no longer accepts it.
+
+        A store written before the contract refused a value (a control character in
+        a key, say) may still hold it; nothing is generated from such a definition.
+        """
+        try:
+            return JobSpec.model_validate(job.spec)
+        except ValidationError as exc:
+            found = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: "
+                f"{str(e['msg']).removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise TransitionRefused(
+                job.source,
+                job.key,
+                f"its stored definition is refused by the contract ({found}); "
+                "nothing was generated or changed",
+            ) from None
 
     def _fresh(self, job: Job) -> Migration:
         return Migration(
