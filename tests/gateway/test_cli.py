@@ -180,3 +180,10 @@ def test_poll_once_ingests_and_prints_what_it_did(
     )
     again = runner.invoke(app, ["poll-once", "s1", "--config", path])
     assert "0 event(s)" in again.output and again.output.strip().endswith("cursor 4")
+
+
+def test_config_check_refuses_a_trusted_proxy_that_is_not_an_address(tmp_path: Path) -> None:
+    path = write(tmp_path, "cookie_secure: auto\ntrusted_proxies: [10.0.0.0/8, proxy.local]\n")
+    result = runner.invoke(app, ["config", "check", "--config", path])
+    assert result.exit_code == 2
+    assert "trusted_proxies" in result.output and "proxy.local" in result.output
