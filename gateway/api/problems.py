@@ -5,13 +5,17 @@ A problem has `type`, `title`, `status` and `detail`; validation problems add
 Handlers here cover request validation, HTTP errors (404, 405, 401 with its
 `WWW-Authenticate` header…), bodies over the cap and anything unexpected; an
 unexpected exception is logged with its traceback and answered with a generic
-500, so internals never reach a client.
+500, so internals never reach a client. Every `detail` and field message goes
+through the app's `Config.redact` (a secret from the environment inside an
+error text becomes `***`), and so does the logged traceback, whose request
+path has its ping secret masked (`gateway.api.access_log`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api.access_log import mask_ping_path
 from gateway.contract import PushRejected
 
 log = logging.getLogger("gateway.api")
@@ -109,6 +114,25 @@ def problem_response(
     )
 
 
+def _redactor(request: Request) -> Callable[[str], str]:
+    config = getattr(request.app.state, "config", None)
+    redact: Callable[[str], str] | None = getattr(config, "redact", None)
+    return redact or (lambda text: text)
+
+
+def _redacted(
+    request: Request, detail: str | None, errors: Sequence[FieldError] | None
+) -> tuple[str | None, list[FieldError] | None]:
+    """`detail` and `errors` with the app's secrets replaced by ***."""
+    redact = _redactor(request)
+    return (
+        None if detail is None else redact(detail),
+        None
+        if errors is None
+        else [FieldError(field=redact(e.field), message=redact(e.message)) for e in errors],
+    )
+
+
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     out = []
     for e in errors:
@@ -119,37 +143,39 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     return out
 
 
-async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc.errors())
     first = errors[0] if errors else None
     detail = f"{first.field}: {first.message}" if first else "the request is invalid"
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more)"
-    return problem_response(422, detail, slug="validation", errors=errors)
+    shown, shown_errors = _redacted(request, detail, errors)
+    return problem_response(422, shown, slug="validation", errors=shown_errors)
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     slug = "too-large" if exc.status_code == 413 else None
+    detail, _ = _redacted(request, detail, None)
     return problem_response(exc.status_code, detail, slug=slug, headers=exc.headers)
 
 
-async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(
-        exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
-    )
+    detail, errors = _redacted(request, exc.detail, exc.errors)
+    return problem_response(exc.status, detail, slug=exc.slug, errors=errors, headers=exc.headers)
 
 
-async def _on_push_rejected(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_push_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PushRejected)
     errors = [FieldError(field=field_path(loc), message=msg) for loc, msg in exc.errors]
     slug = "validation" if exc.status == 422 else None
-    return problem_response(exc.status, exc.detail, slug=slug, errors=errors or None)
+    detail, redacted = _redacted(request, exc.detail, errors or None)
+    return problem_response(exc.status, detail, slug=slug, errors=redacted)
 
 
 async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
@@ -159,7 +185,12 @@ async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error(
+        "unhandled error on %s %s\n%s",
+        request.method,
+        mask_ping_path(request.url.path),
+        _redactor(request)("".join(traceback.format_exception(exc))).rstrip(),
+    )
     return problem_response(500, "an internal error occurred; it has been logged", slug="internal")
 
 
