@@ -62,6 +62,7 @@ _ASSIGNED = re.compile(
     r"(?:(['\"])(.*?)\3|((?:Bearer|Basic|Token|Digest|Bot)[ \t]+)?([^\s'\"&;,|)}\]]+))"
 )
 _HINT = re.compile(rf"(?i)://|{_CREDENTIAL}")
+_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", -1)
 
 
 def _is_reference(value: str) -> bool:
@@ -216,7 +217,12 @@ def mask_python_source(text: str) -> str:
     environments = _environment_spans(tokens)
     edits: list[tuple[int, int, str]] = []
     for i, tok in enumerate(tokens):
-        parts = _string_parts(tok.string) if tok.type == tokenize.STRING else None
+        if tok.type == _FSTRING_MIDDLE:  # Python 3.12+: an f-string's text between its fields
+            parts: tuple[str, str, str] | None = ("", tok.string, "")
+        elif tok.type == tokenize.STRING:
+            parts = _string_parts(tok.string)
+        else:
+            parts = None
         if parts is None:
             continue
         opening, content, closing = parts
