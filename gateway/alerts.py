@@ -27,6 +27,11 @@ Routing (`alerts.routes` in `switchyard.yaml`): every route whose `match`
 fits the incident (its flows, its jobs as `source:job` or `job`, its
 sources) contributes its `notify` URLs; with no match, `alerts.default`.
 Notify URLs are Apprise URLs (`json://host/path`, `slack://…`, `mailto://…`).
+
+Secrets (`Config.redact`, passed as `redact`): the title and body sent, the
+error stored on a failed delivery and the warning logged about it are
+redacted, so neither a run's error text quoting a secret nor a failing
+target's message quoting its URL (`${SLACK_WEBHOOK}`) leaks through alerts.
 """
 
 from __future__ import annotations
@@ -242,6 +247,10 @@ def _due(conn: Connection, alerts: AlertsConfig, now: datetime) -> list[tuple[An
     return [(row, "opened") for row in opened] + [(row, "resolved") for row in resolved]
 
 
+def _as_written(text: str) -> str:
+    return text
+
+
 def deliver_alerts(
     engine: Engine,
     alerts: AlertsConfig,
@@ -249,6 +258,7 @@ def deliver_alerts(
     now: datetime | None = None,
     holder: str | None = None,
     notify: Notifier = apprise_notify,
+    redact: Callable[[str], str] = _as_written,
 ) -> int:
     """Send due notifications; returns how many this caller sent."""
     now = now or datetime.now(UTC)
@@ -269,12 +279,13 @@ def deliver_alerts(
             outcome.update(status="skipped", error="no route and no default")
         else:
             try:
-                notify(urls, title, body)
+                notify(urls, redact(title), redact(body))
                 outcome.update(status="sent", sent_at=datetime.now(UTC), error=None)
                 sent += 1
             except Exception as exc:  # a target's failure is recorded and retried, never fatal
-                outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-                log.warning("alert for incident %s (%s) failed: %s", incident.id, kind, exc)
+                error = redact(f"{type(exc).__name__}: {exc}")
+                outcome.update(status="failed", error=error[:2000])
+                log.warning("alert for incident %s (%s) failed: %s", incident.id, kind, error)
         with engine.begin() as conn:
             conn.execute(delivery.update().where(delivery.c.id == delivery_id).values(**outcome))
     return sent

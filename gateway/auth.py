@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select, update
+from sqlmodel import Session, delete, select, update
 
 from gateway.store.db import session_scope
-from gateway.store.models import ApiToken
+from gateway.store.models import ApiToken, DashboardSession
 
 TOKEN_PREFIX = "swy_"
 DISPLAY_PREFIX_CHARS = 12
@@ -191,7 +191,10 @@ def list_tokens(engine: Engine, *, include_revoked: bool = False) -> list[TokenI
 
 
 def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
-    """Revoke a token by its id; revoking twice is harmless. Unknown ids raise TokenError."""
+    """Revoke a token by its id, ending its dashboard sessions; revoking twice is harmless.
+
+    Unknown ids raise TokenError.
+    """
     with session_scope(engine) as session:
         row = session.get(ApiToken, token_id)
         if row is None:
@@ -199,6 +202,9 @@ def revoke_token(engine: Engine, token_id: int) -> TokenInfo:
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
             session.add(row)
+        session.exec(
+            delete(DashboardSession).where(DashboardSession.token_id == token_id)  # type: ignore[arg-type]  # SQLModel column
+        )
         session.flush()
         return TokenInfo.of(row)
 

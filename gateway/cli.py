@@ -125,13 +125,22 @@ def serve(
         int, typer.Option(min=1, help="worker processes (each with its own sink and pollers)")
     ] = 1,
 ) -> None:
-    """Migrate the database, then serve the API and run the pollers."""
+    """Migrate the database, then serve the API and run the pollers.
+
+    With --workers N (N > 1), SWITCHYARD_SESSION_SECRET must be set: every
+    worker has to sign dashboard sessions with the same key.
+    """
+    from dashboards.web.session import check_session_secret
     from gateway.api.app import SourceSetupError, build_adapters, create_app
     from gateway.server import SERVE_CONFIG_ENV, rid_less_pairing_warning
     from gateway.server import serve as serve_gateway
 
     config = _load(config_path)
     with _user_errors(config):
+        try:
+            check_session_secret(workers)
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from None
         engine = _engine(config)
         upgrade(engine)
         try:

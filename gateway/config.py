@@ -3,13 +3,18 @@
 Secrets are never written in the file: a value `${NAME}` is replaced by the
 environment variable NAME when the file is loaded, and every value that came
 from the environment is remembered in `Config.secret_values` so logs and API
-output can be scrubbed of them. A missing variable, an unknown key or a bad
-value is a `ConfigError` naming the key path (`sources[1].interval`).
+output can be scrubbed of them. So is the value of every variable a source
+option ending in `_env` names (`access_key_id_env: AWS_KEY_VAR`: the adapter
+reads AWS_KEY_VAR itself) and `SWITCHYARD_SESSION_SECRET`. A missing
+variable, an unknown key or a bad value is a `ConfigError` naming the key path
+(`sources[1].interval`).
 
 Example::
 
     database_url: ${SWITCHYARD_DATABASE_URL}     # optional; default ./switchyard.db
     listen: {host: 127.0.0.1, port: 8080}
+    cookie_secure: auto                          # auto | true | false
+    trusted_proxies: [10.0.0.0/8, 127.0.0.1]     # whose X-Forwarded-* headers count
     retention: 90d
     lease_ttl: 30s
     sources:
@@ -24,15 +29,18 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -43,6 +51,8 @@ from pydantic import (
 from gateway.contract import SourceConfig, adapter_kinds
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Not options of a source, but secrets all the same (dashboards.web.session).
+SECRET_ENV_NAMES = ("SWITCHYARD_SESSION_SECRET",)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
@@ -179,6 +189,20 @@ class AlertsConfig(BaseModel):
         return bool(self.routes or self.default)
 
 
+def _proxy_network(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(str(value).strip()))
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not an IP address or network ({exc}); "
+            "list the proxies by address, e.g. 10.0.0.0/8 or 127.0.0.1"
+        ) from None
+
+
+# A trusted proxy: an address or network, normalised (`127.0.0.1` → `127.0.0.1/32`).
+ProxyNetwork = Annotated[str, BeforeValidator(_proxy_network)]
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -192,6 +216,13 @@ class Config(BaseModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     flows_dir: str | None = None
     otlp: OtlpSettings | None = None
+    cookie_secure: bool | Literal["auto"] = Field(
+        default="auto", description="dashboard cookies Secure: auto (on HTTPS), true, false"
+    )
+    trusted_proxies: list[ProxyNetwork] = Field(
+        default_factory=list,
+        description="addresses or networks whose X-Forwarded-Proto/-For are believed",
+    )
 
     secret_values: frozenset[str] = Field(default=frozenset(), exclude=True)
     path: str | None = Field(default=None, exclude=True)
@@ -205,6 +236,16 @@ class Config(BaseModel):
         if v is None or v is False or v in ("off", "none", "never"):
             return None
         return parse_duration(v)
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _cookie_secure(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "auto"):
+            text = v.strip().lower()
+            return text == "true" if text != "auto" else "auto"
+        if isinstance(v, bool):
+            return v
+        raise ValueError(f"{v!r} is not one of auto, true, false")
 
     @field_validator("sources")
     @classmethod
@@ -252,6 +293,19 @@ def _resolve_env(node: Any, path: str, env: dict[str, str], secrets: set[str]) -
     return node
 
 
+def _named_env_values(node: Any, env: Mapping[str, str], secrets: set[str]) -> None:
+    """Remember the values of variables that `*_env` options name (the adapter reads them)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if str(key).endswith("_env") and isinstance(value, str) and value in env:
+                secrets.add(env[value])
+            else:
+                _named_env_values(value, env, secrets)
+    elif isinstance(node, list):
+        for value in node:
+            _named_env_values(value, env, secrets)
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -267,7 +321,10 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping")
     secrets: set[str] = set()
-    resolved = _resolve_env(data, "", dict(os.environ if env is None else env), secrets)
+    environ = dict(os.environ if env is None else env)
+    resolved = _resolve_env(data, "", environ, secrets)
+    _named_env_values(resolved.get("sources"), environ, secrets)
+    secrets.update(environ[name] for name in SECRET_ENV_NAMES if environ.get(name))
     try:
         cfg = Config.model_validate(resolved)
     except ValidationError as exc:

@@ -43,6 +43,7 @@ from sqlmodel import Session
 
 from gateway.contract import JobSpec, RunEvent, job_id_for, span_id_for
 from gateway.correlate import correlate_batch
+from gateway.inline_secrets import mask_spec_data
 from gateway.links import (
     chunks,
     dialect_insert,
@@ -452,13 +453,15 @@ def _upsert_jobs(conn: Connection, jobs: Sequence[JobSpec], now: datetime) -> No
 
     Discovery repeats every few intervals and usually finds nothing new, so
     comparing one digest per job (an indexed primary-key read) is far cheaper
-    than rewriting every definition each time.
+    than rewriting every definition each time. Credentials written inline in a
+    definition are masked first (`gateway.inline_secrets`).
     """
     job = table("job")
     rows = {}
     for spec in jobs:
         job_id = job_id_for(spec.source, spec.key)
-        dumped = spec.model_dump(mode="json")
+        # Viewers can read stored specs: inline credentials never reach the table.
+        dumped = mask_spec_data(spec.model_dump(mode="json"))
         rows[job_id] = {
             "id": job_id,
             "source": spec.source,

@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 
+from gateway.api.access_log import access_log_config
 from gateway.config import Config, load_config
 
 SERVE_CONFIG_ENV = "SWITCHYARD_SERVE_CONFIG"  # the config path, for the workers
@@ -88,6 +89,10 @@ def serve(
         factory=isinstance(app, str),
         log_level=log_level,
         access_log=access_log,
+        log_config=access_log_config(),
+        # Off: uvicorn would trust X-Forwarded-* from FORWARDED_ALLOW_IPS
+        # (127.0.0.1 by default). The app applies `trusted_proxies` instead
+        # (gateway.api.app), one rule whatever serves it.
         proxy_headers=False,
     )
     server = uvicorn.Server(config)

@@ -22,6 +22,10 @@ exactly that, legacy first so the job never runs nowhere. The legacy pause
 keeps the adapter's receipt (`legacy_receipt`: which rules or schedules it
 disabled, whether the DAG or CronJob was already paused) and rollback hands
 it back to `resume`, so a schedule its owner had paused before stays paused.
+
+Audit details and the messages of failed actions go through `redact`
+(`Config.redact` when built by `migrations_for`): a side's error text that
+quotes a secret from the environment is stored and shown as `***`.
 """
 
 from __future__ import annotations
@@ -252,6 +256,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _as_written(text: str) -> str:
+    return text
+
+
 @dataclass
 class Migrations:
     """Lifecycle actions for the jobs in one store, against one Kestra and the legacy adapters.
@@ -269,6 +277,7 @@ class Migrations:
     wrap_options: WrapOptions | None = None
     parity: ParityPolicy = field(default_factory=ParityPolicy)
     clock: Callable[[], datetime] = _now
+    redact: Callable[[str], str] = _as_written
 
     # reads ---------------------------------------------------------------
     def status(self, source: str, job_key: str) -> MigrationView:
@@ -328,6 +337,8 @@ class Migrations:
             m.translated_yaml, m.readiness = t.yaml_text, t.readiness
             m.reasons = list(t.reasons) + [str(p) for p in problems]
             detail.update(readiness=t.readiness, flow=f"{t.namespace}.{t.flow_id}")
+            if t.secrets:
+                detail.update(secrets_to_create=[s.name for s in t.secrets])
             return None
 
         return self._act("translate", source, job_key, actor, effects)
@@ -599,17 +610,18 @@ class Migrations:
             if after_run is not None:
                 after_run(work)
         except _Failed as exc:
-            clean = not exc.failure["undo_failed"]
+            failure = _jsonable(exc.failure, self.redact)
+            clean = not failure["undo_failed"]
             outcome = "compensated" if clean else "inconsistent"
-            audit_unchanged(outcome, dict(detail, **exc.failure))
-            message = f"{action} failed at '{exc.failure['failed_step']}': {exc.failure['error']}"
+            audit_unchanged(outcome, dict(detail, **failure))
+            message = f"{action} failed at '{failure['failed_step']}': {failure['error']}"
             message += (
                 "; everything done before it was undone"
                 if clean
-                else "; UNDO FAILED: " + "; ".join(exc.failure["undo_failed"])
+                else "; UNDO FAILED: " + "; ".join(failure["undo_failed"])
             )
             raise SideEffectFailed(
-                source, job_key, message, compensated=clean, detail=exc.failure
+                source, job_key, message, compensated=clean, detail=failure
             ) from None
         except MigrationError as exc:
             audit_unchanged("refused", dict(detail, reason=exc.message))
@@ -690,7 +702,7 @@ class Migrations:
                     before=before.value,
                     after=after.value,
                     outcome="ok",
-                    detail=_jsonable(detail),
+                    detail=_jsonable(detail, self.redact),
                 )
             )
 
@@ -718,7 +730,7 @@ class Migrations:
                     before=before.value,
                     after=after.value,
                     outcome=outcome,
-                    detail=_jsonable(detail),
+                    detail=_jsonable(detail, self.redact),
                 )
             )
 
@@ -825,16 +837,17 @@ def _delete_quietly(kestra: KestraApi, ns: str, flow_id: str, warnings: list[str
             warnings.append(str(exc))
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, redact: Callable[[str], str]) -> Any:
+    """`value` as JSON data, every string passed through `redact`."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, redact) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, redact) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)
+    return redact(str(value))
 
 
 __all__ = [
@@ -920,4 +933,5 @@ def migrations_for(
     kestra = legacy[entry.name].api if entry is not None else None
     if entry is not None and "namespace" not in options and entry.options.get("namespace"):
         options["namespace"] = str(entry.options["namespace"])
+    options.setdefault("redact", config.redact)
     return Migrations(engine, kestra=kestra, legacy=legacy, **options)

@@ -33,6 +33,9 @@ translation; a flow with problems is a `WrapError`, never deployed.
 `WrapFlow.target` says where the work will run (the cron host over SSH, or
 the Kestra worker itself; the pod, function or DAG), which is what an
 operator confirms.
+A CronJob's masked env values reach the pod as Kestra secret references (as in
+its translation); a legacy call with a credential masked inside its text (a
+crontab command) cannot be called as written and is refused (`WrapError`).
 """
 
 from __future__ import annotations
@@ -308,6 +311,14 @@ def wrap(spec: JobSpec, options: WrapOptions | None = None) -> WrapFlow:
     if spec.kind not in WRAPPED_KINDS:
         raise WrapError(spec.key, f"jobs of kind {spec.kind!r} cannot be wrapped")
     native = translate(spec, kestra_version=options.kestra_version, namespace=options.namespace)
+    hidden = [s for s in native.secrets if not s.referenced]
+    if hidden and spec.kind != "dag":  # a DAG's wrap triggers the DAG, not the translated tasks
+        raise WrapError(
+            spec.key,
+            "its legacy call holds a credential masked when the job was stored ("
+            + "; ".join(s.where for s in hidden)
+            + "); Switchyard cannot call it as written",
+        )
     triggers = copy.deepcopy(native.flow.get("triggers") or [])
     if not triggers:
         raise WrapError(spec.key, "it has no schedule Kestra can carry, so nothing to take over")

@@ -9,7 +9,8 @@ operator and up, CSRF-checked): re-poll a source now. Login is by API token
 
 Every page reads through `gateway.queries` with a LIMIT and, where it
 aggregates, a time window, so each is a bounded index range scan however
-many runs the store holds. Nothing here writes to the store.
+many runs the store holds. Nothing here writes to the store but login and
+logout, which add and delete the session's row.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ from dashboards.web.session import (
     SESSION_COOKIE,
     DashboardSession,
     app_signer,
+    cookie_secure,
+    end_session,
     load_session,
+    start_session,
 )
 from dashboards.web.waterfall import build_waterfall
 from gateway import incidents as incident_engine
@@ -233,6 +237,18 @@ async def _form(request: Request) -> dict[str, str]:
 # -- login -------------------------------------------------------------------
 
 
+def _set_login_csrf(request: Request, response: Response, nonce: str) -> None:
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        nonce,
+        httponly=True,
+        samesite="strict",
+        max_age=3600,
+        path="/login",
+        secure=cookie_secure(request, _config(request)),
+    )
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
     nonce = secrets.token_urlsafe(16)
@@ -242,9 +258,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
         {"next": _safe_next(next), "login_csrf": nonce, "error": None},
         session=None,
     )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="strict", max_age=3600, path="/login"
-    )
+    _set_login_csrf(request, response, nonce)
     return response
 
 
@@ -272,19 +286,17 @@ async def login_submit(request: Request) -> Response:
             session=None,
             status_code=401,
         )
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE, nonce, httponly=True, samesite="strict", max_age=3600, path="/login"
-        )
+        _set_login_csrf(request, response, nonce)
         return response
     signer = app_signer(request.app.state)
     done = RedirectResponse(target, status_code=303)
     done.set_cookie(
         SESSION_COOKIE,
-        signer.issue(principal.token_id),
+        start_session(_engine(request), signer, principal.token_id),
         httponly=True,
         samesite="strict",
         max_age=signer.max_age_s,
-        secure=request.url.scheme == "https",
+        secure=cookie_secure(request, _config(request)),
     )
     done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return done
@@ -300,6 +312,9 @@ async def logout(request: Request) -> Response:
         return hardened(
             HTMLResponse("The form expired; reload the page and try again.", status_code=403)
         )
+    if session is not None:
+        # Server-side: a copy of the cookie (another tab, a proxy's log) dies with it.
+        end_session(_engine(request), session.nonce)
     redirect = RedirectResponse("/login", status_code=303)
     redirect.delete_cookie(SESSION_COOKIE)
     return redirect

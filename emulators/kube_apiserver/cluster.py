@@ -43,7 +43,9 @@ class Cluster:
         suspend: bool = False,
         starting_deadline_seconds: int | None = None,
         labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
         image: str = "busybox:1.36",
+        env: dict[str, str] | None = None,
     ) -> Obj:
         spec: dict[str, Any] = {
             "schedule": schedule,
@@ -51,7 +53,7 @@ class Cluster:
             "concurrencyPolicy": "Allow",
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 1,
-            "jobTemplate": {"spec": self._job_spec(image=image, backoff_limit=6)},
+            "jobTemplate": {"spec": self._job_spec(image=image, backoff_limit=6, env=env)},
         }
         if time_zone:
             spec["timeZone"] = time_zone
@@ -62,7 +64,12 @@ class Cluster:
             {
                 "apiVersion": "batch/v1",
                 "kind": "CronJob",
-                "metadata": {"namespace": namespace, "name": name, "labels": labels or {}},
+                "metadata": {
+                    "namespace": namespace,
+                    "name": name,
+                    "labels": labels or {},
+                    **({"annotations": annotations} if annotations else {}),
+                },
                 "spec": spec,
                 "status": {},
             },

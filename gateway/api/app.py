@@ -5,7 +5,8 @@ Builds one FastAPI app for one configured gateway: the REST API under
 `/metrics`, the push routes of every configured adapter that has them, and —
 with `run_pollers=True` — the runtime that polls the sources, started and
 stopped with the app. Every error is `application/problem+json`; bodies are
-capped at `config.max_body_bytes`.
+capped at `config.max_body_bytes`. `X-Forwarded-Proto`/`-For` count only from
+a peer in `config.trusted_proxies`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.engine import Engine
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from dashboards.web import router as dashboard_router
 from gateway.api.body_limit import BodyLimitMiddleware
@@ -166,6 +168,12 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestEdge)
+    if config.trusted_proxies:
+        # The one place forwarded headers are believed (uvicorn's own
+        # proxy_headers is off, gateway.server): from a listed proxy,
+        # X-Forwarded-Proto sets the scheme (Secure cookies) and
+        # X-Forwarded-For the client (the access log); from anyone else, nothing.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.trusted_proxies)
     return app
 
 

@@ -10,16 +10,22 @@
   installed 500 handler and then re-raises, so the server logs the same
   exception again: every 500 was two tracebacks. Caught here instead, an
   exception is logged once (with its traceback) and answered with the generic
-  500 problem; it never reaches `ServerErrorMiddleware`.
+  500 problem; it never reaches `ServerErrorMiddleware`. The logged
+  traceback goes through the app's `Config.redact` and the path has its ping
+  secret masked (`gateway.api.access_log`): an exception's text may quote a
+  secret, and a ping URL is one.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.access_log import mask_ping_path
 from gateway.api.problems import FieldError, problem_response
 
 log = logging.getLogger("gateway.api")
@@ -36,6 +42,13 @@ def nul_in_url(scope: Scope) -> str | None:
         if "\x00" in name or "\x00" in value:
             return name.replace("\x00", "\\x00") or "(query)"
     return None
+
+
+def _redactor(scope: Scope) -> Callable[[str], str]:
+    app = scope.get("app")  # Starlette puts itself here before its middleware runs
+    config = getattr(getattr(app, "state", None), "config", None)
+    redact: Callable[[str], str] | None = getattr(config, "redact", None)
+    return redact or (lambda text: text)
 
 
 class RequestEdge:
@@ -67,8 +80,13 @@ class RequestEdge:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            log.error(
+                "unhandled error on %s %s\n%s",
+                scope.get("method"),
+                mask_ping_path(scope.get("path", "")),
+                _redactor(scope)("".join(traceback.format_exception(exc))).rstrip(),
+            )
             if started:
                 return  # the answer is on its way; the server closes the connection
             response = problem_response(

@@ -5,12 +5,15 @@ A problem has `type`, `title`, `status` and `detail`; validation problems add
 Handlers here cover request validation, HTTP errors (404, 405, 401 with its
 `WWW-Authenticate` header…) and bodies over the cap. An unexpected exception
 is caught by `gateway.api.edge.RequestEdge`, logged once with its traceback
-and answered with a generic 500, so internals never reach a client.
+and answered with a generic 500, so internals never reach a client. Every
+`detail` and field message goes through the app's `Config.redact` (a secret
+from the environment inside an error text becomes `***`), and so does the
+traceback the edge logs, whose request path has its ping secret masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -106,6 +109,25 @@ def problem_response(
     )
 
 
+def _redactor(request: Request) -> Callable[[str], str]:
+    config = getattr(request.app.state, "config", None)
+    redact: Callable[[str], str] | None = getattr(config, "redact", None)
+    return redact or (lambda text: text)
+
+
+def _redacted(
+    request: Request, detail: str | None, errors: Sequence[FieldError] | None
+) -> tuple[str | None, list[FieldError] | None]:
+    """`detail` and `errors` with the app's secrets replaced by ***."""
+    redact = _redactor(request)
+    return (
+        None if detail is None else redact(detail),
+        None
+        if errors is None
+        else [FieldError(field=redact(e.field), message=redact(e.message)) for e in errors],
+    )
+
+
 def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     out = []
     for e in errors:
@@ -116,41 +138,41 @@ def validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     return out
 
 
-async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc.errors())
     first = errors[0] if errors else None
     detail = f"{first.field}: {first.message}" if first else "the request is invalid"
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more)"
-    return problem_response(422, detail, slug="validation", errors=errors)
+    shown, shown_errors = _redacted(request, detail, errors)
+    return problem_response(422, shown, slug="validation", errors=shown_errors)
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
     slug = "too-large" if exc.status_code == 413 else None
+    detail, _ = _redacted(request, detail, None)
     return problem_response(exc.status_code, detail, slug=slug, headers=exc.headers)
 
 
-async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(
-        exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
-    )
+    detail, errors = _redacted(request, exc.detail, exc.errors)
+    return problem_response(exc.status, detail, slug=exc.slug, errors=errors, headers=exc.headers)
 
 
-async def _on_push_rejected(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_push_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PushRejected)
     errors = [FieldError(field=field_path(loc), message=msg) for loc, msg in exc.errors]
     # A push route's 401 is the API's 401: same problem type, same challenge.
     slug = {401: "unauthenticated", 422: "validation"}.get(exc.status)
+    detail, redacted = _redacted(request, exc.detail, errors or None)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return problem_response(
-        exc.status, exc.detail, slug=slug, errors=errors or None, headers=headers
-    )
+    return problem_response(exc.status, detail, slug=slug, errors=redacted, headers=headers)
 
 
 async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:

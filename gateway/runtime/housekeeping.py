@@ -55,7 +55,10 @@ def default_tasks(config: Config) -> list[HousekeepingTask]:
     alerts = config.alerts
     if alerts.enabled:
         tasks.append(
-            HousekeepingTask("alerts", lambda engine, now: deliver_alerts(engine, alerts, now=now))
+            HousekeepingTask(
+                "alerts",
+                lambda engine, now: deliver_alerts(engine, alerts, now=now, redact=config.redact),
+            )
         )
     if config.otlp is not None:
         tasks.append(HousekeepingTask(OtlpExportTask.name, OtlpExportTask(config)))

@@ -232,6 +232,21 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = _ts()
 
 
+class DashboardSession(SQLModel, table=True):
+    """A dashboard login, stored so logout, revocation and expiry end it on every replica.
+
+    Keyed by the SHA-256 of the cookie's nonce: a stolen database yields no
+    usable cookie (the cookie also needs the signing key).
+    """
+
+    __tablename__ = "dashboard_session"
+
+    nonce_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    token_id: int = Field(sa_column=Column(Integer, nullable=False, index=True))
+    created_at: datetime | None = _ts()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
 class WebhookDelivery(SQLModel, table=True):
     """A signed webhook already accepted; a second delivery of it is a replay."""
 

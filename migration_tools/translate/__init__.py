@@ -3,7 +3,10 @@
 `translate(spec)` is pure and deterministic: the same spec, options and
 rules give the same `Translation`, byte for byte. Every flow carries the
 label `switchyard.job=<source>:<job key>` so its executions are tracked
-under the legacy job's identity across the cutover.
+under the legacy job's identity across the cutover. Values masked when the
+job was stored become Kestra secret references or reasons
+(`migration_tools.translate.masked`); `Translation.secrets` lists the
+secrets the operator must create.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from migration_tools.translate.model import (
     PLACEHOLDER_MARK,
     Placeholder,
     Readiness,
+    RequiredSecret,
     Translation,
     TranslationError,
 )
@@ -72,6 +76,7 @@ __all__ = [
     "FlowYamlError",
     "Placeholder",
     "Readiness",
+    "RequiredSecret",
     "RuleError",
     "Rules",
     "Translation",

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.contract import JobSpec
+from gateway.inline_secrets import MASKED
 from migration_tools.translate.flow_yaml import render_flow
+from migration_tools.translate.masked import reference_masked
 from migration_tools.translate.model import (
     PLACEHOLDER_MARK,
     Placeholder,
@@ -248,6 +250,19 @@ class FlowDraft:
                     "nothing", self.spec.kind, "no work was translated", self.spec.definition
                 )
             )
+        self.tasks, secrets = reference_masked(self.tasks, self.flow_id)
+        for secret in secrets:
+            if secret.referenced:
+                self.note(
+                    f"create Kestra secret {secret.name}: {secret.where} was masked when the "
+                    "job was stored and is read from that secret"
+                )
+            else:
+                self.reason(
+                    f"{secret.where} holds a credential masked when the job was stored; "
+                    f"create Kestra secret {secret.name} and put "
+                    f"{{{{ secret('{secret.name}') }}}} in place of {MASKED}"
+                )
         readiness = self.readiness
         flow: dict[str, Any] = {"id": self.flow_id, "namespace": self.namespace}
         description = self.description or f"Translated by Switchyard from {self.spec.kind} job"
@@ -278,6 +293,7 @@ class FlowDraft:
             reasons=tuple(self.reasons),
             placeholders=tuple(self.placeholders),
             notes=tuple(self.notes),
+            secrets=tuple(secrets),
         )
 
     def _comment(self, readiness: Readiness) -> str:

@@ -38,6 +38,20 @@ class Placeholder:
 
 
 @dataclass(frozen=True)
+class RequiredSecret:
+    """A Kestra secret the operator must create: a value was masked when the job was stored.
+
+    `referenced`: the flow reads it as `{{ secret('<name>') }}`; otherwise the
+    masked value sits inside a text (a command) and a person must put the
+    reference there (the translation lists it among its reasons).
+    """
+
+    name: str
+    where: str
+    referenced: bool
+
+
+@dataclass(frozen=True)
 class Translation:
     source: str
     job_key: str
@@ -50,6 +64,7 @@ class Translation:
     reasons: tuple[str, ...] = ()
     placeholders: tuple[Placeholder, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    secrets: tuple[RequiredSecret, ...] = ()
 
     @property
     def job_label(self) -> str:

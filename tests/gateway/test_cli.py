@@ -254,3 +254,10 @@ def test_the_runtime_refuses_a_lineage_source_without_a_key(
 
     assert runtime_main(["--config", write(tmp_path, LINEAGE_WITHOUT_KEY)]) == 2
     assert "sources[0]: options.api_key:" in capsys.readouterr().err
+
+
+def test_config_check_refuses_a_trusted_proxy_that_is_not_an_address(tmp_path: Path) -> None:
+    path = write(tmp_path, "cookie_secure: auto\ntrusted_proxies: [10.0.0.0/8, proxy.local]\n")
+    result = runner.invoke(app, ["config", "check", "--config", path])
+    assert result.exit_code == 2
+    assert "trusted_proxies" in result.output and "proxy.local" in result.output

@@ -2,7 +2,8 @@
 
 It migrates an empty database, answers /readyz, refuses anonymous API calls,
 serves a token made by `switchyard token create`, and runs the pollers: the
-runs of a scripted source show up through the API.
+runs of a scripted source show up through the API. With `--workers N` and no
+usable `SWITCHYARD_SESSION_SECRET` it refuses to start.
 """
 
 from __future__ import annotations
@@ -123,3 +124,25 @@ def test_serve_is_ready_authenticated_and_polls(server: str, serve_env: dict[str
         assert keys == ["run-0", "run-1", "run-2"]
         [source] = client.get("/api/v1/sources", headers=headers).json()["data"]
         assert source["name"] == "scripted-1" and source["holder"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "named"),
+    [(None, "SWITCHYARD_SESSION_SECRET"), ("short", "at least 16 bytes")],
+)
+def test_serve_with_several_workers_refuses_to_start_without_a_usable_session_secret(
+    tmp_path: Path, serve_env: dict[str, str], secret: str | None, named: str
+) -> None:
+    env = {k: v for k, v in serve_env.items() if k != "SWITCHYARD_SESSION_SECRET"}
+    if secret is not None:
+        env["SWITCHYARD_SESSION_SECRET"] = secret
+    done = subprocess.run(
+        [SWITCHYARD, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert "Uvicorn running" not in done.stdout + done.stderr

@@ -67,7 +67,11 @@ def test_two_workers_commit_every_acknowledged_ping_and_stop_on_sigterm(tmp_path
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SWITCHYARD_SESSION_SECRET": "two-workers-share-this-key-0123456789",
+        },
     )
     try:
         deadline = time.monotonic() + 90

@@ -49,11 +49,15 @@ def _migrations(request: Request, engine: Any) -> Iterator[Any]:
     try:
         m = migrations_for(request.app.state.config, engine, adapters=adapters)
     except (ValueError, LookupError) as exc:
-        raise ProblemError(422, f"migration setup: {exc}", slug="migration-error") from None
+        detail = f"migration setup: {request.app.state.config.redact(str(exc))}"
+        raise ProblemError(422, detail, slug="migration-error") from None
     try:
         yield m
     except MigrationError as exc:
-        raise _problem(exc) from None
+        # Redacted here, not only by the problem handler: the dashboard shows the detail too.
+        problem = _problem(exc)
+        problem.detail = m.redact(problem.detail)
+        raise problem from None
     finally:
         close = getattr(m.legacy, "close", None)  # a SourceAdapters closes only what it made
         if callable(close):
