@@ -12,11 +12,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 DEFAULT_URL = "sqlite:///./switchyard.db"
+
+# Execution option for a connection that only reads (`/readyz`): on SQLite its
+# transaction begins deferred, so in WAL mode it never waits for a writer.
+READ_ONLY = "switchyard_read_only"
 
 
 def database_url(url: str | None = None) -> str:
@@ -38,6 +42,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
+    # a read-then-write transaction holds its lock from the first statement.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for `url` (or the configured one), set up for this gateway."""
     url = database_url(url)
@@ -51,9 +64,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so
-        # a read-then-write transaction holds its lock from the first statement.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         event.listen(
             engine,
             "connect",

@@ -1,4 +1,4 @@
-"""Dependency floors stay past the advisories docs/security.md lists, and this environment meets them.
+"""Dependency floors stay past the advisories docs/security.md lists; this environment meets them.
 
 Each advisory names the first release that fixes it. The floor declared in
 pyproject.toml must be at or above that release (a loosened floor would let a
