@@ -26,13 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -43,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.load import batch_body, p, start_server  # noqa: E402  (after the path)
+from bench.load import batch_body, p, serving  # noqa: E402  (after the path)
 
 
 def timed(client: httpx.Client, path: str) -> tuple[float, bool]:
@@ -121,35 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.requests, args.clients = 10, 2
 
-    from gateway.auth import create_token
-    from gateway.store.db import make_engine
-    from gateway.store.migrate import upgrade
-
-    workdir = Path(tempfile.mkdtemp(prefix="switchyard-readyz-"))
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        url = args.database_url or f"sqlite:///{workdir / 'readyz.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        token = create_token(engine, role="operator", name="readyz-bench")
-        engine.dispose()
-        config = workdir / "switchyard.yaml"
-        config.write_text(f"database_url: {json.dumps(url)}\nretention: off\n")
-        env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_CONFIG"}
-        env["SWITCHYARD_LOG_LEVEL"] = "warning"
-        env["PYTHONPATH"] = str(ROOT)
-        server, base = start_server(config, env, workdir / "serve.log")
+    with serving(args.database_url, "readyz") as (_server, base, token):
         quiet, idle_errors = idle(base, args.requests)
         under_load, events, load_errors = loaded(base, token, args.requests, args.clients)
-    finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
     health = statistics.median(quiet["/healthz"]) * 1000
     ready = statistics.median(quiet["/readyz"]) * 1000

@@ -51,7 +51,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -603,13 +603,8 @@ class Migrations:
                 "claim_action": row["claim_action"],
                 "claim_expires_at": row["claim_expires_at"],
             }
-            conn.execute(
-                sa.insert(_table(MigrationAudit)).values(
-                    **self._audit_values(job_id, source, job_key, actor, "release", state, state),
-                    outcome="ok",
-                    detail=_jsonable(held),
-                )
-            )
+            who = _Attempt(job_id, source, job_key, actor, "release")
+            self._record_audit(who, state, state, "ok", held, conn=conn)
         return self.status(source, job_key)
 
     # machinery -----------------------------------------------------------
@@ -638,13 +633,11 @@ class Migrations:
             stored = session.get(Migration, job.id)
             before = MigrationState(stored.state if stored is not None else S.observed)
             spec = JobSpec.model_validate(job.spec)
-        job_id = job.id
+        who = _Attempt(job.id, source, job_key, actor, action)
 
         def audit_unchanged(outcome: str, audit_detail: dict[str, Any]) -> None:
             # Refused and failed attempts leave the state where it was; the audit says so.
-            self._record_audit(
-                job_id, source, job_key, actor, action, before, before, outcome, audit_detail
-            )
+            self._record_audit(who, before, before, outcome, audit_detail)
 
         if before not in rule.allowed_from:
             allowed = ", ".join(sorted(rule.allowed_from))
@@ -653,7 +646,7 @@ class Migrations:
             raise TransitionRefused(
                 source, job_key, f"cannot {action} from {before}; {action} needs {allowed}"
             )
-        claim = self._claim(job_id, source, job_key, actor, action, before)
+        claim = self._claim(who, before)
         detail: dict[str, Any] = {}
         plan = _Plan()
         try:
@@ -670,12 +663,10 @@ class Migrations:
             try:
                 if after_run is not None:
                     after_run(work)
-                self._commit(work, claim, source, job_key, actor, action, before, after, detail)
+                self._commit(work, claim, who, before, after, detail)
             except Exception as exc:  # the outcome was not recorded: undo what was done
                 error = _short_error(exc)
-                log.error(
-                    "%s:%s: %s could not be recorded (%s); undoing it", *claim.names, action, error
-                )
+                log.error("%s could not be recorded (%s); undoing it", who, error)
                 failure = plan.compensate("commit", error)
             else:
                 work.state = after.value
@@ -685,7 +676,7 @@ class Migrations:
         try:
             audit_unchanged("compensated" if clean else "inconsistent", dict(detail, **failure))
         except Exception:  # the database that failed the commit may fail this too
-            log.exception("%s:%s: the audit row of a failed %s was lost", *claim.names, action)
+            log.exception("%s failed and its audit row was lost", who)
         self._release(claim)
         message = f"{action} failed at '{failure['failed_step']}': {failure['error']}"
         message += (
@@ -695,22 +686,15 @@ class Migrations:
         )
         raise SideEffectFailed(source, job_key, message, compensated=clean, detail=failure)
 
-    def _claim(
-        self,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
-        before: MigrationState,
-    ) -> _Claim:
-        """Take the job for `action`: one conditional UPDATE (an INSERT for a fresh job)."""
+    def _claim(self, who: _Attempt, before: MigrationState) -> _Claim:
+        """Take the job for the attempt: one conditional UPDATE (an INSERT for a fresh job)."""
         now = self.clock()
+        job_id = who.job_id
         token = secrets.token_hex(16)
         values = {
             "claim_token": token,
-            "claimed_by": actor,
-            "claim_action": action,
+            "claimed_by": who.actor,
+            "claim_action": who.action,
             "claim_expires_at": now + self.claim_ttl,
         }
         mt = _table(Migration)
@@ -732,8 +716,8 @@ class Migrations:
                         conn.execute(
                             sa.insert(mt).values(
                                 job_id=job_id,
-                                source=source,
-                                job_key=job_key,
+                                source=who.source,
+                                job_key=who.job_key,
                                 state=before.value,
                                 reasons=[],
                                 sides={},
@@ -745,26 +729,17 @@ class Migrations:
                 except IntegrityError:
                     pass
         if not moved:
-            self._refuse_claim(job_id, source, job_key, actor, action, before, now)
+            self._refuse_claim(who, before, now)
         with Session(self.engine, expire_on_commit=False) as session:
             m = session.get(Migration, job_id)
             assert m is not None and m.claim_token == token  # ours until we clear it
             session.expunge(m)
-        return _Claim(token, created, m)
+        return _Claim(token, created, m, who)
 
-    def _refuse_claim(
-        self,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
-        before: MigrationState,
-        now: datetime,
-    ) -> NoReturn:
+    def _refuse_claim(self, who: _Attempt, before: MigrationState, now: datetime) -> NoReturn:
         """Audit and raise why the claim was not taken: another holder, or a new state."""
         with Session(self.engine) as session:
-            row = session.get(Migration, job_id)
+            row = session.get(Migration, who.job_id)
             found = MigrationState(row.state) if row is not None else S.observed
             holder: tuple[str | None, str | None, datetime] | None = None
             until = row.claim_expires_at if row is not None and row.claim_token else None
@@ -773,16 +748,15 @@ class Migrations:
         if holder is not None:
             by, what, until = holder
             reason = (
-                f"{action} refused: the job is in state {found} and {by} is running {what} "
+                f"{who.action} refused: the job is in state {found} and {by} is running {what} "
                 f"on it (claimed until {until.isoformat(timespec='seconds')})"
             )
-            error: TransitionRefused = ActionInProgress(source, job_key, reason)
+            error: TransitionRefused = ActionInProgress(who.source, who.job_key, reason)
         else:
-            reason = f"{action} refused: another action moved the job from {before} to {found}"
-            error = TransitionRefused(source, job_key, reason)
-        self._record_audit(
-            job_id, source, job_key, actor, action, found, found, "refused", {"reason": reason}
-        )
+            moved = f"another action moved the job from {before} to {found}"
+            reason = f"{who.action} refused: {moved}"
+            error = TransitionRefused(who.source, who.job_key, reason)
+        self._record_audit(who, found, found, "refused", {"reason": reason})
         raise error
 
     def _release(self, claim: _Claim) -> None:
@@ -796,16 +770,13 @@ class Migrations:
                 else:
                     conn.execute(sa.update(mt).where(mine).values(**_NO_CLAIM))
         except Exception:  # the claim then expires on its own
-            log.exception("%s:%s: releasing the claim failed; it expires by itself", *claim.names)
+            log.exception("%s: releasing its claim failed; it expires by itself", claim.who)
 
     def _commit(
         self,
         m: Migration,
         claim: _Claim,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
+        who: _Attempt,
         before: MigrationState,
         after: MigrationState,
         detail: dict[str, Any],
@@ -838,56 +809,37 @@ class Migrations:
             if updated.rowcount != 1:
                 raise ClaimLost("the claim was released or taken over before the commit")
             conn.execute(sa.update(jt).where(jt.c.id == job_id).values(migration_state=after.value))
-            conn.execute(
-                sa.insert(_table(MigrationAudit)).values(
-                    **self._audit_values(job_id, source, job_key, actor, action, before, after),
-                    outcome="ok",
-                    detail=_jsonable(detail),
-                )
-            )
-
-    def _audit_values(
-        self,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
-        before: MigrationState,
-        after: MigrationState,
-    ) -> dict[str, Any]:
-        """The columns of an audit row but its outcome and detail."""
-        return {
-            "job_id": job_id,
-            "source": source,
-            "job_key": job_key,
-            "actor": actor,
-            "at": self.clock(),
-            "action": action,
-            "before": before.value,
-            "after": after.value,
-        }
+            self._record_audit(who, before, after, "ok", detail, conn=conn)
 
     def _record_audit(
         self,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
+        who: _Attempt,
         before: MigrationState,
         after: MigrationState,
         outcome: str,
         detail: dict[str, Any],
+        *,
+        conn: Connection | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(_table(MigrationAudit)).values(
-                    **self._audit_values(job_id, source, job_key, actor, action, before, after),
-                    outcome=outcome,
-                    detail=_jsonable(detail),
-                )
+        """Write one audit row: in `conn`'s transaction when given, else in one of its own."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self._record_audit(who, before, after, outcome, detail, conn=own)
+            return
+        conn.execute(
+            sa.insert(_table(MigrationAudit)).values(
+                job_id=who.job_id,
+                source=who.source,
+                job_key=who.job_key,
+                actor=who.actor,
+                at=self.clock(),
+                action=who.action,
+                before=before.value,
+                after=after.value,
+                outcome=outcome,
+                detail=_jsonable(detail),
             )
+        )
 
     def _job(self, session: Session, source: str, job_key: str) -> Job:
         job = session.get(Job, job_id_for(source, job_key))
@@ -931,16 +883,27 @@ class ClaimLost(Exception):
 
 
 @dataclass(frozen=True)
+class _Attempt:
+    """One action by one actor on one job, as its audit rows name it."""
+
+    job_id: str
+    source: str
+    job_key: str
+    actor: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.job_key}: {self.action} by {self.actor}"
+
+
+@dataclass(frozen=True)
 class _Claim:
-    """A claim this action holds: its token, whether it created the row, the row under it."""
+    """A claim an attempt holds: its token, whether it created the row, the row under it."""
 
     token: str
     created: bool
     migration: Migration
-
-    @property
-    def names(self) -> tuple[str, str]:
-        return self.migration.source, self.migration.job_key
+    who: _Attempt
 
 
 # The claim columns of a row no action holds.

@@ -11,34 +11,23 @@ serves again without a restart of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from gateway.api.problems import RETRY_AFTER_S
 from gateway.auth import create_token
 from tests.dbs import migrated_engine
+from tests.faults import test_postgres_restart as restart_test
 from tests.faults.gateway_process import CLEAN_EXIT, GatewayProcess, gateway_env, pushed_event
-from tests.faults.private_postgres import PrivatePostgres, private_postgres, server_bin_dir
+from tests.faults.private_postgres import PrivatePostgres
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        server_bin_dir() is None,
-        reason="needs the PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql",
-    ),
-]
+# Same needs as the restart test (slow, and skipped without the server binaries), same server.
+pytestmark = restart_test.pytestmark
+server = restart_test.server
 
 WELL_UNDER_THE_OLD_30_S = 15.0
-
-
-@pytest.fixture
-def server() -> Iterator[PrivatePostgres]:
-    with private_postgres() as pg:
-        yield pg
 
 
 def test_stopped_postgres_gets_503_with_retry_after_and_the_gateway_recovers(

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from gateway.api.app import create_app
 from gateway.config import parse_config
 from gateway.store.migrate import head_revision
+from tests.dbs import statements_during
 
 
 @pytest.fixture
@@ -22,26 +22,17 @@ def client(engine: Engine) -> Iterator[TestClient]:
         yield c
 
 
-def statements_during(engine: Engine, call: Any) -> list[str]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if not statement.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            seen.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        call()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
+def queries_during(engine: Engine, work: Any) -> list[str]:
+    """The statements `work` ran, but transaction control, whitespace collapsed."""
+    texts = (" ".join(t.split()) for t in statements_during(engine, work))
+    return [t for t in texts if not t.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
 
 
 def test_readyz_runs_one_query_and_loads_no_migration_script(
     client: TestClient, engine: Engine
 ) -> None:
     assert client.get("/readyz").status_code == 200  # warm: the head is read here at the latest
-    seen = statements_during(engine, lambda: client.get("/readyz").raise_for_status())
+    seen = queries_during(engine, lambda: client.get("/readyz").raise_for_status())
     assert seen == ["SELECT alembic_version.version_num FROM alembic_version"]
     for _ in range(5):
         assert client.get("/readyz").json()["status"] == "ready"
