@@ -40,6 +40,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,45 @@ def start_server(
         time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"switchyard serve did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def serving(
+    database_url: str | None, name: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """`switchyard serve` on a migrated store (a fresh SQLite file unless `database_url`).
+
+    Yields the server process, its base URL and an operator token; stops the
+    server (SIGINT, then SIGKILL) and removes its directory on exit.
+    """
+    from gateway.auth import create_token
+    from gateway.store.db import make_engine
+    from gateway.store.migrate import upgrade
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"switchyard-{name}-"))
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        url = database_url or f"sqlite:///{workdir / f'{name}.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        token = create_token(engine, role="operator", name=f"{name}-bench")
+        engine.dispose()
+        config = workdir / "switchyard.yaml"
+        config.write_text(f"database_url: {json.dumps(url)}\nretention: off\n")
+        env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_CONFIG"}
+        env["SWITCHYARD_LOG_LEVEL"] = "warning"
+        env["PYTHONPATH"] = str(ROOT)
+        server, base = start_server(config, env, workdir / "serve.log")
+        yield server, base, token
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def batch_body(writer: int, seq: int, size: int) -> dict[str, Any]:
@@ -211,25 +252,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from gateway.auth import create_token
-    from gateway.store.db import make_engine
-    from gateway.store.migrate import upgrade
-
-    workdir = Path(tempfile.mkdtemp(prefix="switchyard-load-"))
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        url = args.database_url or f"sqlite:///{workdir / 'load.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        token = create_token(engine, role="operator", name="load-bench")
-        engine.dispose()
-        config = workdir / "switchyard.yaml"
-        config.write_text(f"database_url: {json.dumps(url)}\nretention: off\n")
-        env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_CONFIG"}
-        env["SWITCHYARD_LOG_LEVEL"] = "warning"
-        env["PYTHONPATH"] = str(ROOT)
-        server, base = start_server(config, env, workdir / "serve.log")
-
+    with serving(args.database_url, "load") as (server, base, token):
         rec = Recorder()
         stop = threading.Event()
         rss: list[tuple[float, float]] = []
@@ -250,15 +273,6 @@ def main() -> int:
         for t in threads:
             t.join(timeout=60)
         elapsed = time.monotonic() - started
-    finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
     warmup = max(5.0, elapsed / 4)
     steady = [s for s in rss if s[0] >= warmup] or rss

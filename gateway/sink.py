@@ -19,7 +19,11 @@ they join the queue, whatever the push route built.
 
 Errors stay with their submitter: a refused submit (wrong source) is raised in
 the caller before it joins the queue, and if a group's transaction fails, each
-of its submits is retried alone so that only the bad one sees the error.
+of its submits is retried alone so that only the bad one sees the error. A
+failure that is the database's, not a submit's (locked, unreachable:
+`gateway.store.db.database_unavailable`), fails the whole group at once, after
+one bounded wait: retrying each submit alone would only wait again per submit,
+and the push routes answer it with 503 and `Retry-After`.
 `close()` stops new submits, drains what is queued and joins the writer.
 """
 
@@ -42,6 +46,7 @@ from sqlalchemy.engine import Engine
 from gateway.contract import JobSpec, RunEvent
 from gateway.ingest import check_batch, ingest_events
 from gateway.merge import as_pushed
+from gateway.store.db import database_unavailable
 from gateway.store.upkeep import checkpoint, checkpoints_deferred
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,7 @@ class GroupCommitSink:
         self._closed = False
         self._close_lock = threading.Lock()
         self.groups_committed = 0
+        self.writes_failed = 0  # transactions that failed, a group's or a retried submit's
         self._uncheckpointed = 0  # events written since the writer last checkpointed
         self._checkpointed_at = time.monotonic()
         self._writer = threading.Thread(target=self._run, name="switchyard-sink", daemon=True)
@@ -201,7 +207,14 @@ class GroupCommitSink:
         try:
             self._write(group)
         except Exception as exc:
-            if len(group) == 1:
+            self.writes_failed += 1
+            if len(group) == 1 or database_unavailable(exc):
+                if len(group) > 1:
+                    log.warning(
+                        "a group of %d submits failed: the database is unavailable (%s)",
+                        len(group),
+                        type(exc).__name__,
+                    )
                 _settle(group, exc)
                 return
             # One bad submit must not fail the others: retry each on its own.

@@ -279,6 +279,13 @@ def retire(jobs: JobsArg, actor: ActorOption = None, config_path: ConfigOpt = No
         _each(jobs, "retiring", lambda s, k: m.retire(s, k, actor=_actor(actor)))
 
 
+@migrate_app.command("release")
+def release(jobs: JobsArg, actor: ActorOption = None, config_path: ConfigOpt = None) -> None:
+    """Clear the claim a crashed action left on each job (it would expire on its own)."""
+    with _session(config_path) as m:
+        _each(jobs, "releasing", lambda s, k: m.release(s, k, actor=_actor(actor)))
+
+
 @migrate_app.command("audit")
 def audit(job: Annotated[str, typer.Argument()], config_path: ConfigOpt = None) -> None:
     """Every action on a job: when, who, what, before → after, outcome."""

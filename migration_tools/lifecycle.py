@@ -13,8 +13,23 @@ legacy schedule is resumed). Then one transaction writes the `migration`
 row, `job.migration_state` and the `migration_audit` row (who, when, action,
 before, after, outcome, detail) — or, on failure, only the audit row with
 outcome `compensated` (or `inconsistent` when an undo failed too, naming
-it). The state write is a compare-and-set on the state the action started
-from, so two operators racing on one job cannot both move it.
+it).
+
+Actions on one job are atomic with respect to each other. Before any side
+effect an action *claims* the job: one conditional UPDATE of its `migration`
+row (the state it read, and no live claim) sets `claim_token`, `claimed_by`,
+`claim_action` and `claim_expires_at` (a fresh job's row is inserted with the
+claim). An operator who loses that race gets `ActionInProgress` (409 through
+the API) naming the job, the state found and who holds it, and nothing is
+done. The commit of the outcome is guarded by the claim token and clears the
+claim; if it fails after side effects (the database went away, the claim was
+released or taken over), the steps' undos run as on a failed step and the
+audit row says `compensated` (or `inconsistent`), failed step `commit`.
+A claim expires `claim_ttl` (10 minutes) after it was taken, so one left by a
+crashed process blocks the job no longer than that; `release` (`switchyard
+migrate release`) clears it sooner and is audited. Release only a claim whose
+holder is gone: a live holder finds its claim missing at its commit and undoes
+its own steps.
 
 `Migration.sides` records what Switchyard changed on each side (legacy
 paused, wrap/native flow deployed, which triggers enabled); rollback undoes
@@ -31,15 +46,17 @@ quotes a secret from the environment is stored and shown as `***`.
 from __future__ import annotations
 
 import enum
+import logging
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -57,6 +74,11 @@ from migration_tools.translate import (
     translate,
 )
 from migration_tools.wrap import WrapError, WrapFlow, WrapOptions, WrapTarget, wrap
+
+log = logging.getLogger(__name__)
+
+# How long a claim holds a job when its holder never commits (a crashed process).
+DEFAULT_CLAIM_TTL = timedelta(minutes=10)
 
 
 class MigrationState(enum.StrEnum):
@@ -113,6 +135,10 @@ class TransitionRefused(MigrationError):
     """The action is not allowed from the job's current state (or a race moved it)."""
 
 
+class ActionInProgress(TransitionRefused):
+    """Another action holds the job (its claim is live); nothing was done."""
+
+
 class ParityTooLow(MigrationError):
     def __init__(self, source: str, job_key: str, reason: str, report: ParityReport) -> None:
         super().__init__(source, job_key, reason)
@@ -153,9 +179,15 @@ class MigrationView:
     sides: dict[str, Any]
     updated_at: datetime | None
     state_changed_at: datetime | None
+    # The action holding the job right now: {"by", "action", "until"}, else None.
+    claim: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, m: Migration) -> MigrationView:
+        claim = None
+        if m.claim_token:
+            until = m.claim_expires_at.isoformat() if m.claim_expires_at else None
+            claim = {"by": m.claimed_by, "action": m.claim_action, "until": until}
         return cls(
             m.job_id,
             m.source,
@@ -169,6 +201,7 @@ class MigrationView:
             dict(m.sides),
             m.updated_at,
             m.state_changed_at,
+            claim,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -190,33 +223,39 @@ class _Plan:
     """Steps run in order; on failure the done steps' undos run in reverse."""
 
     steps: list[_Step] = field(default_factory=list)
+    done: list[_Step] = field(default_factory=list)
 
     def add(self, name: str, do: Callable[[], Any], undo: Callable[[], Any] | None = None) -> None:
         self.steps.append(_Step(name, do, undo))
 
-    def run(self) -> tuple[list[str], dict[str, Any] | None]:
-        done: list[_Step] = []
+    def run(self) -> dict[str, Any] | None:
+        """Run every step; None when all succeeded, else what failed and what was undone."""
         for step in self.steps:
             try:
                 step.do()
             except Exception as exc:  # any side failing must trigger the undo of the others
-                undone, undo_failed = [], []
-                for prior in reversed(done):
-                    if prior.undo is None:
-                        continue
-                    try:
-                        prior.undo()
-                        undone.append(prior.name)
-                    except Exception as undo_exc:  # keep undoing; report every failure
-                        undo_failed.append(f"{prior.name}: {undo_exc}")
-                return [s.name for s in done], {
-                    "failed_step": step.name,
-                    "error": str(exc),
-                    "undone": undone,
-                    "undo_failed": undo_failed,
-                }
-            done.append(step)
-        return [s.name for s in done], None
+                return self.compensate(step.name, str(exc))
+            self.done.append(step)
+        return None
+
+    def compensate(self, failed_step: str, error: str) -> dict[str, Any]:
+        """Undo the done steps, newest first, and say what failed and what was undone."""
+        undone, undo_failed = [], []
+        for prior in reversed(self.done):
+            if prior.undo is None:
+                continue
+            try:
+                prior.undo()
+                undone.append(prior.name)
+            except Exception as undo_exc:  # keep undoing; report every failure
+                undo_failed.append(f"{prior.name}: {undo_exc}")
+        self.done = []
+        return {
+            "failed_step": failed_step,
+            "error": error,
+            "undone": undone,
+            "undo_failed": undo_failed,
+        }
 
 
 # What an action's effects hand back: a finishing touch run after its steps succeed.
@@ -278,6 +317,7 @@ class Migrations:
     parity: ParityPolicy = field(default_factory=ParityPolicy)
     clock: Callable[[], datetime] = _now
     redact: Callable[[str], str] = _as_written
+    claim_ttl: timedelta = DEFAULT_CLAIM_TTL
 
     # reads ---------------------------------------------------------------
     def status(self, source: str, job_key: str) -> MigrationView:
@@ -568,6 +608,33 @@ class Migrations:
 
         return self._act("rollback", source, job_key, actor, effects)
 
+    def release(self, source: str, job_key: str, *, actor: str) -> MigrationView:
+        """Clear the claim an action holds on the job (its holder crashed); audited.
+
+        Only for a holder that is gone: a live one finds its claim missing when
+        it commits, and undoes its own steps.
+        """
+        job_id = job_id_for(source, job_key)
+        mt = _table(Migration)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(mt).where(mt.c.job_id == job_id)).mappings().first()
+            if row is None or row["claim_token"] is None:
+                raise MigrationError(source, job_key, "no action holds this job")
+            conn.execute(
+                sa.update(mt)
+                .where(mt.c.job_id == job_id, mt.c.claim_token == row["claim_token"])
+                .values(**_NO_CLAIM)
+            )
+            state = MigrationState(row["state"])
+            held = {
+                "claimed_by": row["claimed_by"],
+                "claim_action": row["claim_action"],
+                "claim_expires_at": row["claim_expires_at"],
+            }
+            who = _Attempt(job_id, source, job_key, actor, "release")
+            self._record_audit(who, state, state, "ok", held, conn=conn)
+        return self.status(source, job_key)
+
     # machinery -----------------------------------------------------------
     def _act(
         self,
@@ -577,21 +644,28 @@ class Migrations:
         actor: str,
         effects: Callable[[Migration, JobSpec, _Plan, dict[str, Any]], After],
     ) -> MigrationView:
+        """Claim the job, run the action's steps, commit the outcome and clear the claim.
+
+        1. Read the job's state; refuse (audited) if the rule does not start there.
+        2. Claim the job: one conditional UPDATE (or INSERT for a fresh job) that
+           succeeds only from that state with no live claim; else `ActionInProgress`
+           or `TransitionRefused` naming the state found, with nothing done.
+        3. Plan the steps from the row as it is under the claim and run them; a
+           failed step undoes the done ones (`SideEffectFailed`, audited).
+        4. Commit row, job state and audit row, guarded by the claim token; if that
+           fails, undo the steps as in 3 and audit it.
+        """
         rule = RULES[action]
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.engine) as session:
             job = self._job(session, source, job_key)
             stored = session.get(Migration, job.id)
-            m = stored if stored is not None else self._fresh(job)
+            before = MigrationState(stored.state if stored is not None else S.observed)
             spec = self._stored_spec(job)
-            before = MigrationState(m.state)
-            session.expunge_all()
-        detail: dict[str, Any] = {}
+        who = _Attempt(job.id, source, job_key, actor, action)
 
         def audit_unchanged(outcome: str, audit_detail: dict[str, Any]) -> None:
             # Refused and failed attempts leave the state where it was; the audit says so.
-            self._record_audit(
-                job.id, source, job_key, actor, action, before, before, outcome, audit_detail
-            )
+            self._record_audit(who, before, before, outcome, audit_detail)
 
         if before not in rule.allowed_from:
             allowed = ", ".join(sorted(rule.allowed_from))
@@ -600,55 +674,145 @@ class Migrations:
             raise TransitionRefused(
                 source, job_key, f"cannot {action} from {before}; {action} needs {allowed}"
             )
+        claim = self._claim(who, before)
+        detail: dict[str, Any] = {}
         plan = _Plan()
-        work = _copy(m)
         try:
+            work = _copy(claim.migration)
             after_run = effects(work, spec, plan, detail)
-            failure = plan.run()[1]
-            if failure:
-                raise _Failed(failure)
-            if after_run is not None:
-                after_run(work)
-        except _Failed as exc:
-            failure = _jsonable(exc.failure, self.redact)
-            clean = not failure["undo_failed"]
-            outcome = "compensated" if clean else "inconsistent"
-            audit_unchanged(outcome, dict(detail, **failure))
-            message = f"{action} failed at '{failure['failed_step']}': {failure['error']}"
-            message += (
-                "; everything done before it was undone"
-                if clean
-                else "; UNDO FAILED: " + "; ".join(failure["undo_failed"])
-            )
-            raise SideEffectFailed(
-                source, job_key, message, compensated=clean, detail=failure
-            ) from None
-        except MigrationError as exc:
-            audit_unchanged("refused", dict(detail, reason=exc.message))
+        except BaseException as exc:
+            self._release(claim)
+            if isinstance(exc, MigrationError):
+                audit_unchanged("refused", dict(detail, reason=exc.message))
             raise
         after = rule.to or before
-        self._commit(
-            work, stored is None, job.id, source, job_key, actor, action, before, after, detail
+        failure = plan.run()
+        if failure is None:
+            try:
+                if after_run is not None:
+                    after_run(work)
+                self._commit(work, claim, who, before, after, detail)
+            except Exception as exc:  # the outcome was not recorded: undo what was done
+                error = _short_error(exc)
+                log.error("%s could not be recorded (%s); undoing it", who, error)
+                failure = plan.compensate("commit", error)
+            else:
+                work.state = after.value
+                work.claim_token = None
+                return MigrationView.of(work)
+        failure = _jsonable(failure, self.redact)  # error texts may quote a secret
+        clean = not failure["undo_failed"]
+        try:
+            audit_unchanged("compensated" if clean else "inconsistent", dict(detail, **failure))
+        except Exception:  # the database that failed the commit may fail this too
+            log.exception("%s failed and its audit row was lost", who)
+        self._release(claim)
+        message = f"{action} failed at '{failure['failed_step']}': {failure['error']}"
+        message += (
+            "; everything done before it was undone"
+            if clean
+            else "; UNDO FAILED: " + "; ".join(failure["undo_failed"])
         )
-        work.state = after.value
-        return MigrationView.of(work)
+        raise SideEffectFailed(source, job_key, message, compensated=clean, detail=failure)
+
+    def _claim(self, who: _Attempt, before: MigrationState) -> _Claim:
+        """Take the job for the attempt: one conditional UPDATE (an INSERT for a fresh job)."""
+        now = self.clock()
+        job_id = who.job_id
+        token = secrets.token_hex(16)
+        values = {
+            "claim_token": token,
+            "claimed_by": who.actor,
+            "claim_action": who.action,
+            "claim_expires_at": now + self.claim_ttl,
+        }
+        mt = _table(Migration)
+        created = False
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(mt)
+                .where(
+                    mt.c.job_id == job_id,
+                    mt.c.state == before.value,
+                    sa.or_(mt.c.claim_token.is_(None), mt.c.claim_expires_at <= now),
+                )
+                .values(**values)
+            )
+            moved = taken.rowcount == 1
+            if not moved and before is S.observed:
+                try:  # a job no action has touched yet has no row: the claim creates it
+                    with conn.begin_nested():
+                        conn.execute(
+                            sa.insert(mt).values(
+                                job_id=job_id,
+                                source=who.source,
+                                job_key=who.job_key,
+                                state=before.value,
+                                reasons=[],
+                                sides={},
+                                created_at=now,
+                                **values,
+                            )
+                        )
+                    moved = created = True
+                except IntegrityError:
+                    pass
+        if not moved:
+            self._refuse_claim(who, before, now)
+        with Session(self.engine, expire_on_commit=False) as session:
+            m = session.get(Migration, job_id)
+            assert m is not None and m.claim_token == token  # ours until we clear it
+            session.expunge(m)
+        return _Claim(token, created, m, who)
+
+    def _refuse_claim(self, who: _Attempt, before: MigrationState, now: datetime) -> NoReturn:
+        """Audit and raise why the claim was not taken: another holder, or a new state."""
+        with Session(self.engine) as session:
+            row = session.get(Migration, who.job_id)
+            found = MigrationState(row.state) if row is not None else S.observed
+            holder: tuple[str | None, str | None, datetime] | None = None
+            until = row.claim_expires_at if row is not None and row.claim_token else None
+            if row is not None and until is not None and until > now:
+                holder = (row.claimed_by, row.claim_action, until)
+        if holder is not None:
+            by, what, until = holder
+            reason = (
+                f"{who.action} refused: the job is in state {found} and {by} is running {what} "
+                f"on it (claimed until {until.isoformat(timespec='seconds')})"
+            )
+            error: TransitionRefused = ActionInProgress(who.source, who.job_key, reason)
+        else:
+            moved = f"another action moved the job from {before} to {found}"
+            reason = f"{who.action} refused: {moved}"
+            error = TransitionRefused(who.source, who.job_key, reason)
+        self._record_audit(who, found, found, "refused", {"reason": reason})
+        raise error
+
+    def _release(self, claim: _Claim) -> None:
+        """Clear our claim (delete the row it created), best effort: else it expires."""
+        mt = _table(Migration)
+        mine = sa.and_(mt.c.job_id == claim.migration.job_id, mt.c.claim_token == claim.token)
+        try:
+            with self.engine.begin() as conn:
+                if claim.created:
+                    conn.execute(sa.delete(mt).where(mine, mt.c.state == S.observed.value))
+                else:
+                    conn.execute(sa.update(mt).where(mine).values(**_NO_CLAIM))
+        except Exception:  # the claim then expires on its own
+            log.exception("%s: releasing its claim failed; it expires by itself", claim.who)
 
     def _commit(
         self,
         m: Migration,
-        is_new: bool,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
+        claim: _Claim,
+        who: _Attempt,
         before: MigrationState,
         after: MigrationState,
         detail: dict[str, Any],
     ) -> None:
         now = self.clock()
-        mt = Migration.__table__  # type: ignore[attr-defined]  # SQLModel tables expose __table__
-        jt = Job.__table__  # type: ignore[attr-defined]
+        mt = _table(Migration)
+        jt = _table(Job)
         values = {
             "state": after.value,
             "namespace": m.namespace,
@@ -662,77 +826,49 @@ class Migrations:
             "deployed_revision": m.deployed_revision,
             "updated_at": now,
             "state_changed_at": now if after != before else m.state_changed_at,
+            **_NO_CLAIM,
         }
+        job_id = m.job_id
         with self.engine.begin() as conn:
-            if is_new:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            sa.insert(mt).values(
-                                job_id=job_id,
-                                source=source,
-                                job_key=job_key,
-                                created_at=now,
-                                **values,
-                            )
-                        )
-                    moved = True
-                except IntegrityError:
-                    moved = False
-            else:
-                updated = conn.execute(
-                    sa.update(mt)
-                    .where(mt.c.job_id == job_id, mt.c.state == before.value)
-                    .values(**values)
-                )
-                moved = updated.rowcount == 1
-            if not moved:
-                raise TransitionRefused(
-                    source, job_key, f"another action moved the job from {before} meanwhile"
-                )
-            conn.execute(sa.update(jt).where(jt.c.id == job_id).values(migration_state=after.value))
-            conn.execute(
-                sa.insert(MigrationAudit.__table__).values(  # type: ignore[attr-defined]
-                    job_id=job_id,
-                    source=source,
-                    job_key=job_key,
-                    actor=actor,
-                    at=now,
-                    action=action,
-                    before=before.value,
-                    after=after.value,
-                    outcome="ok",
-                    detail=_jsonable(detail, self.redact),
-                )
+            updated = conn.execute(
+                sa.update(mt)
+                .where(mt.c.job_id == job_id, mt.c.claim_token == claim.token)
+                .values(**values)
             )
+            if updated.rowcount != 1:
+                raise ClaimLost("the claim was released or taken over before the commit")
+            conn.execute(sa.update(jt).where(jt.c.id == job_id).values(migration_state=after.value))
+            self._record_audit(who, before, after, "ok", detail, conn=conn)
 
     def _record_audit(
         self,
-        job_id: str,
-        source: str,
-        job_key: str,
-        actor: str,
-        action: str,
+        who: _Attempt,
         before: MigrationState,
         after: MigrationState,
         outcome: str,
         detail: dict[str, Any],
+        *,
+        conn: Connection | None = None,
     ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(MigrationAudit.__table__).values(  # type: ignore[attr-defined]
-                    job_id=job_id,
-                    source=source,
-                    job_key=job_key,
-                    actor=actor,
-                    at=self.clock(),
-                    action=action,
-                    before=before.value,
-                    after=after.value,
-                    outcome=outcome,
-                    detail=_jsonable(detail, self.redact),
-                )
+        """Write one audit row: in `conn`'s transaction when given, else in one of its own."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self._record_audit(who, before, after, outcome, detail, conn=own)
+            return
+        conn.execute(
+            sa.insert(_table(MigrationAudit)).values(
+                job_id=who.job_id,
+                source=who.source,
+                job_key=who.job_key,
+                actor=who.actor,
+                at=self.clock(),
+                action=who.action,
+                before=before.value,
+                after=after.value,
+                outcome=outcome,
+                detail=_jsonable(detail, self.redact),
             )
+        )
 
     def _job(self, session: Session, source: str, job_key: str) -> Job:
         job = session.get(Job, job_id_for(source, job_key))
@@ -793,10 +929,53 @@ class Migrations:
         return m.translated_yaml
 
 
-class _Failed(Exception):
-    def __init__(self, failure: dict[str, Any]) -> None:
-        super().__init__(failure["error"])
-        self.failure = failure
+class ClaimLost(Exception):
+    """The commit found the job's claim no longer ours (released, or expired and taken over)."""
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One action by one actor on one job, as its audit rows name it."""
+
+    job_id: str
+    source: str
+    job_key: str
+    actor: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.job_key}: {self.action} by {self.actor}"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A claim an attempt holds: its token, whether it created the row, the row under it."""
+
+    token: str
+    created: bool
+    migration: Migration
+    who: _Attempt
+
+
+# The claim columns of a row no action holds.
+_NO_CLAIM: dict[str, Any] = {
+    "claim_token": None,
+    "claimed_by": None,
+    "claim_action": None,
+    "claim_expires_at": None,
+}
+
+
+def _table(model: type[Any]) -> sa.Table:
+    table: sa.Table = model.__table__  # SQLModel table classes carry their Table
+    return table
+
+
+def _short_error(exc: BaseException) -> str:
+    """One line for the audit and the caller: a database error's SQL and values stay out."""
+    cause = getattr(exc, "orig", None) or exc
+    text = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {text}"[:300]
 
 
 def _copy(m: Migration) -> Migration:
@@ -851,7 +1030,10 @@ def _jsonable(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 __all__ = [
+    "DEFAULT_CLAIM_TTL",
     "RULES",
+    "ActionInProgress",
+    "ClaimLost",
     "JobNotFound",
     "MigrationError",
     "MigrationState",

@@ -8,11 +8,14 @@ end, so runs never see each other's rows.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
@@ -65,3 +68,46 @@ def truncate_all(engine: Engine) -> None:
         else:
             for t in tables:
                 conn.exec_driver_sql(f"DELETE FROM {t}")
+
+
+@contextmanager
+def database_locked(
+    engine: Engine, pg_tables: Sequence[str] = ("api_token", "run", "run_event")
+) -> Iterator[None]:
+    """Another connection holds what writers wait for, until the block ends.
+
+    SQLite: the write lock (`BEGIN IMMEDIATE`), which every transaction of
+    the gateway's engine takes. PostgreSQL: ACCESS EXCLUSIVE on `pg_tables`,
+    so even a read of them waits (for `lock_timeout`).
+    """
+    url = make_url(engine.url)
+    if engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(url.database), isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        return
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as conn:
+        names = sql.SQL(", ").join(sql.Identifier(t) for t in pg_tables)
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(names))
+        yield
+        conn.rollback()
+
+
+def statements_during(engine: Engine, work: Callable[[], object]) -> list[str]:
+    """The SQL statements `engine` ran while `work()` ran, in order, as sent."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen

@@ -7,8 +7,10 @@ OpenAPI entry). Push adapters declare such endpoints as plain Starlette
 inside the metrics and body-limit middleware but before the exception
 middleware and the router. A full match is handled here; anything else (a
 wrong method, another path) goes on to the app, whose router answers it as
-it would have. Unexpected errors still reach `gateway.api.edge.RequestEdge`,
-the outermost middleware, which answers and logs them.
+it would have. A locked or unreachable database is answered here as the app
+would (503 with `Retry-After`); other unexpected errors still reach
+`gateway.api.edge.RequestEdge`, the outermost middleware, which answers and
+logs them.
 
 A matched route's endpoint is called directly with a `Request`, and its
 response sent, rather than through `Route.handle`: Starlette's per-request
@@ -25,6 +27,9 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.api.problems import unavailable_response
+from gateway.store.db import database_unavailable
 
 
 class HotRoutes:
@@ -44,7 +49,13 @@ class HotRoutes:
                 if match is Match.FULL:
                     scope.update(child)
                     scope["route"] = route  # what the metrics label the request with
-                    response = await route.endpoint(Request(scope, receive, send))
+                    request = Request(scope, receive, send)
+                    try:
+                        response = await route.endpoint(request)
+                    except Exception as exc:
+                        if not database_unavailable(exc):
+                            raise
+                        response = unavailable_response(request, exc)
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)

@@ -3,9 +3,10 @@
 A problem has `type`, `title`, `status` and `detail`; validation problems add
 `errors: [{field, message}]` with the field as a path (`events[3].observed_at`).
 Handlers here cover request validation, HTTP errors (404, 405, 401 with its
-`WWW-Authenticate` header…) and bodies over the cap. An unexpected exception
-is caught by `gateway.api.edge.RequestEdge`, logged once with its traceback
-and answered with a generic 500, so internals never reach a client. Every
+`WWW-Authenticate` header…), bodies over the cap, and a database that is locked
+or unreachable (503 with `Retry-After`, within the store's bounded wait). An
+unexpected exception is caught by `gateway.api.edge.RequestEdge`, logged once
+with its traceback and answered with a generic 500, so internals never reach a client. Every
 `detail` and field message goes through the app's `Config.redact` (a secret
 from the environment inside an error text becomes `***`), and so does the
 traceback the edge logs, whose request path has its ping secret masked.
@@ -13,6 +14,7 @@ traceback the edge logs, whose request path has its ping secret masked.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,12 +23,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.contract import PushRejected
+from gateway.store.db import database_unavailable
+
+log = logging.getLogger("gateway.api")
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:switchyard:problem:"
+# What a client is told to wait when the database is locked or unreachable.
+RETRY_AFTER_S = 5
 
 
 class FieldError(BaseModel):
@@ -181,21 +189,49 @@ async def _on_too_deep(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "the body is nested too deeply to read", slug="validation")
 
 
+def unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    """503 with `Retry-After` for a locked or unreachable database (logged in one line)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    log.warning(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(cause).__name__,
+        first_line,
+    )
+    return problem_response(
+        503,
+        "the database is locked or unreachable; retry shortly",
+        slug="database-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        return unavailable_response(request, exc)
+    raise exc  # not the database's state: the request edge logs it once and answers 500
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(PushRejected, _on_push_rejected)
     app.add_exception_handler(RecursionError, _on_too_deep)
+    app.add_exception_handler(SQLAlchemyError, _on_database_error)
 
 
 __all__ = [
     "PROBLEM_JSON",
+    "RETRY_AFTER_S",
     "FieldError",
     "Problem",
     "ProblemError",
     "field_path",
     "install_problem_handlers",
     "problem_response",
+    "unavailable_response",
     "validation_errors",
 ]

@@ -389,6 +389,13 @@ class Migration(SQLModel, table=True):
     created_at: datetime | None = _ts()
     updated_at: datetime | None = _ts()
     state_changed_at: datetime | None = _ts()
+    # The action holding the job while it works on the schedulers (see
+    # migration_tools.lifecycle): taken by one conditional UPDATE, cleared by
+    # the commit of its outcome; a claim past its expiry may be taken over.
+    claim_token: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+    claim_action: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    claim_expires_at: datetime | None = _ts()
 
 
 class MigrationAudit(SQLModel, table=True):

@@ -5,27 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from gateway.links import IN_SIZES, in_parameter, one_of, one_of_parameter, table
+from tests.dbs import statements_during
 
 KEYS = [f"{i:016x}" for i in range(300)]
 
 
 def _texts_while(engine: Engine, work: Any) -> set[str]:
-    texts: set[str] = set()
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("SELECT"):
-            texts.add(statement)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        work()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    return texts
+    return {t for t in statements_during(engine, work) if t.startswith("SELECT")}
 
 
 def _store_refs(engine: Engine) -> None:

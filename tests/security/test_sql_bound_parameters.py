@@ -42,8 +42,8 @@ LOOKS_LIKE_SQL = re.compile(
 
 # (path, start of the literal, or <name: var>) -> why this textual SQL is safe. Reviewed by hand.
 REVIEWED: dict[tuple[str, str], str] = {
-    ("gateway/store/db.py", "BEGIN IMMEDIATE"): (
-        "constant statement; SQLite transaction mode, no values"
+    ("gateway/store/db.py", "BEGIN"): (
+        "constant statements (BEGIN, BEGIN IMMEDIATE); SQLite transaction modes, no values"
     ),
     ("gateway/ingest.py", "SELECT pg_advisory_xact_lock(c, k) FROM "): (
         "constant text; lock classes and keys are bound as :cs and :ks arrays"

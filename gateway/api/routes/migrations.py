@@ -4,8 +4,10 @@ Reads need a viewer token; lifecycle actions (`POST
 /migrations/{job_id}/actions/{action}`) need an operator and are audited
 under the token's name. Jobs are named by their job id (as `/jobs` shows
 them). Errors are problems: unknown job 404, an action not allowed from the
-job's state or refused below parity 409 (with the parity figures), a side
-(Kestra or the legacy system) failing 502 with what was undone. The answer
+job's state, refused below parity (with the parity figures) or racing another
+action on the same job (`action-in-progress`, naming the state found and who
+holds the job) 409, a side (Kestra or the legacy system) failing 502 with what
+was undone. The answer
 to `wrap` carries `wrap_target`: the host and user the work now runs on and
 whether that is the Kestra worker itself, as the audit records it.
 """
@@ -74,6 +76,7 @@ def _job(engine: Any, job_id: str) -> Job:
 
 def _problem(exc: Exception) -> ProblemError:
     from migration_tools.lifecycle import (
+        ActionInProgress,
         JobNotFound,
         ParityTooLow,
         SideEffectFailed,
@@ -82,6 +85,8 @@ def _problem(exc: Exception) -> ProblemError:
 
     if isinstance(exc, JobNotFound):
         return ProblemError(404, str(exc), slug="not-found")
+    if isinstance(exc, ActionInProgress):
+        return ProblemError(409, str(exc), slug="action-in-progress")
     if isinstance(exc, ParityTooLow):
         return ProblemError(409, str(exc), slug="parity-too-low")
     if isinstance(exc, TransitionRefused):

@@ -1,7 +1,7 @@
 """dashboard_session: logout, token revocation and expiry end a session on every replica
 
-Revision ID: 0006s
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import gateway.store.types
 
-revision = "0006s"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """run.state_pushed (a state that came from a push) and api_token.sources (an ingest scope)
 
-Revision ID: 0006w
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-27
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006w"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
