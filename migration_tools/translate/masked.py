@@ -29,6 +29,7 @@ from typing import Any
 
 from gateway.inline_secrets import MASKED
 from migration_tools.translate.model import RequiredSecret
+from migration_tools.translate.pebble import expression
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
 _NAMED_BEFORE = re.compile(
@@ -59,7 +60,9 @@ class _Referencer:
         return key
 
     def _reference(self, name: str, where: str) -> str:
-        return "{{ secret('" + self._require(name, where, referenced=True) + "') }}"
+        # Switchyard's own expression (the secret name is built from [A-Z0-9_]
+        # only), so it stays live where text from the job is made literal.
+        return expression("{{ secret('" + self._require(name, where, referenced=True) + "') }}")
 
     def _flag(self, text: str, prop: str, task: str) -> None:
         named = _NAMED_BEFORE.search(text)

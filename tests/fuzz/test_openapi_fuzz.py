@@ -38,7 +38,7 @@ from schemathesis.checks import not_a_server_error
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboards.web.session import SESSION_COOKIE, app_signer
+from dashboards.web.session import SESSION_COOKIE, app_signer, start_session
 from gateway.api.app import create_app
 from gateway.auth import authenticate, create_token
 from gateway.config import Config, parse_config
@@ -110,6 +110,10 @@ def fuzz_config(tmp: Path) -> Config:
                     "options": {
                         "token": CRON_TOKEN,
                         "ping_key": PING_KEY,
+                        # Generated uuids reach the whole ping path, not only the 404.
+                        "auto_provision": True,
+                        "provision_per_minute": 100_000,
+                        "provision_burst": 100_000,
                         "control_file": str(tmp / "control.json"),
                     },
                 },
@@ -177,7 +181,7 @@ class Fuzzed:
         self.admin = create_token(self.engine, role="admin", name="fuzzer")
         principal = authenticate(self.engine, self.admin)
         assert principal is not None
-        self.session = app_signer(self.app.state).issue(principal.token_id)
+        self.session = start_session(self.engine, app_signer(self.app.state), principal.token_id)
         self.configured = {s.name for s in self.config.sources}
         self.cases: dict[str, int] = {}
         served = lifespan_kept_by_the_fixture(self.app)

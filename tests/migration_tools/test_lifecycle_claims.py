@@ -313,7 +313,7 @@ def crashed_claim(
         if k not in ("SWITCHYARD_CONFIG", "SWITCHYARD_DATABASE_URL")
     }
     env["PYTHONPATH"] = str(ROOT)
-    argv = [sys.executable, "-m", "gateway", "migrate", "wrap", JOB, "--actor", "carol"]
+    argv = [sys.executable, "-m", "gateway", "migrate", "wrap", JOB, "--yes", "--actor", "carol"]
     proc = subprocess.Popen([*argv, "-c", str(config)], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 60

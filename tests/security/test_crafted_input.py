@@ -82,6 +82,7 @@ def gw(engine: Engine, tmp_path: Path) -> Iterator[Gateway]:
                     "options": {
                         "token": CRON_TOKEN,
                         "ping_key": PING_KEY,
+                        "checks": {UUID: {"name": "crafted"}},
                         "control_file": str(tmp_path / "control.json"),
                     },
                 },
