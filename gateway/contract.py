@@ -29,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -396,6 +397,15 @@ class RunEvent(BaseModel):
         description="set by the gateway where a push arrives (never taken from the sender): "
         "a pushed state never replaces a terminal state the source's own API reported",
     )
+    # The sender's own `observed_at` when the gateway clamped it on receipt
+    # (`gateway.merge.as_pushed`): the event's digest is taken over what was
+    # sent, so a resent report is still the same event.
+    _sent_observed_at: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def sent_observed_at(self) -> datetime:
+        """`observed_at` as the sender reported it (before any clamp on receipt)."""
+        return self._sent_observed_at or self.observed_at
 
     @field_validator("started_at", "ended_at", "observed_at", "nominal_time")
     @classmethod

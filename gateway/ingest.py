@@ -58,6 +58,7 @@ from gateway.merge import (
     Span,
     adopt_trace,
     canonical_payload,
+    digest_payload,
     event_digest,
     fold,
     fold_continues,
@@ -205,7 +206,7 @@ def _distinct(events: Sequence[RunEvent]) -> dict[str, _Prepared]:
     prepared: dict[str, _Prepared] = {}
     for event in events:
         payload = canonical_payload(event)
-        digest = event_digest(payload)
+        digest = event_digest(digest_payload(event, payload))
         if digest not in prepared:
             prepared[digest] = _Prepared(
                 event, payload, digest, span_id_for(event.source, event.key)

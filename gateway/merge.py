@@ -101,13 +101,32 @@ def as_pushed(events: Iterable[RunEvent], received_at: datetime) -> list[RunEven
     """`events` as received by a push route at `received_at`: marked, their clocks clamped.
 
     Whatever the sender said about `pushed` is overwritten; an `observed_at`
-    later than `received_at + PUSH_CLOCK_SKEW` becomes that bound.
+    later than `received_at + PUSH_CLOCK_SKEW` becomes that bound, and the
+    sender's value is kept beside it for the digest (`digest_payload`), so a
+    report resent by a host whose clock runs fast is still one event.
     """
     latest = received_at + PUSH_CLOCK_SKEW
-    return [
-        event.model_copy(update={"pushed": True, "observed_at": min(event.observed_at, latest)})
-        for event in events
-    ]
+    out = []
+    for event in events:
+        if event.observed_at <= latest:
+            out.append(event.model_copy(update={"pushed": True}))
+            continue
+        clamped = event.model_copy(update={"pushed": True, "observed_at": latest})
+        clamped._sent_observed_at = event.sent_observed_at
+        out.append(clamped)
+    return out
+
+
+def digest_payload(event: RunEvent, payload: dict[str, Any]) -> dict[str, Any]:
+    """What an event's digest is taken over: its payload as the sender sent it.
+
+    The same as `payload` unless the gateway clamped the event's clock on
+    receipt; then `observed_at` is the sender's, since the clamp moves with
+    the time of each delivery.
+    """
+    if event.sent_observed_at == event.observed_at:
+        return payload
+    return canonical_payload(event.model_copy(update={"observed_at": event.sent_observed_at}))
 
 
 @dataclass(slots=True)
@@ -357,6 +376,7 @@ __all__ = [
     "as_pushed",
     "canonical_json",
     "canonical_payload",
+    "digest_payload",
     "event_digest",
     "event_order",
     "fold",

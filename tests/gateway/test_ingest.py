@@ -23,6 +23,7 @@ from gateway.contract import (
 )
 from gateway.ingest import SourceMismatch, apply_batch, ingest_events, read_cursor
 from gateway.merge import PUSH_CLOCK_SKEW, as_pushed, canonical_payload
+from gateway.sink import GroupCommitSink
 from gateway.store.db import session_scope
 
 T0 = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
@@ -159,6 +160,20 @@ def test_a_pushed_observation_is_clamped_to_its_receipt_plus_the_skew() -> None:
     future, past = as_pushed([ev("a", State.running, 60 * 24), ev("b", State.running, 1)], received)
     assert (future.pushed, future.observed_at) == (True, received + PUSH_CLOCK_SKEW)
     assert (past.pushed, past.observed_at) == (True, T0 + timedelta(minutes=1))
+
+
+def test_a_report_resent_by_a_host_whose_clock_runs_fast_is_stored_once(engine: Engine) -> None:
+    # The host says it is T0+60min; the gateway receives it at T0+10min and
+    # again, after a lost answer, at T0+12min: two different clamps, one event.
+    report = ev("r", State.succeeded, 60, source="cron-hosts", ended_at=T0)
+    for minute in (10, 12):
+        (pushed,) = as_pushed([report], T0 + timedelta(minutes=minute))
+        apply_batch(engine, "cron-hosts", [pushed])
+    with GroupCommitSink(engine) as sink:  # and once more through the push routes' sink
+        sink.submit("cron-hosts", [report])
+    assert len(rows(engine, "run_event")) == 1
+    row = run_row(engine, "cron-hosts", "r")
+    assert row["observed_at"] == T0 + timedelta(minutes=10) + PUSH_CLOCK_SKEW
 
 
 def test_a_polled_event_keeps_the_digest_it_had_before_pushes_were_marked() -> None:
